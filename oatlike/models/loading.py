@@ -1,0 +1,103 @@
+"""Loading policies and tokenizers by hub name or local folder, LoRA through PEFT, exporting weights.
+
+The same path serves the built-in tiny model (a local folder the warm start wrote) and any causal LM:
+``AutoModelForCausalLM.from_pretrained`` / ``AutoTokenizer.from_pretrained``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from oatlike.config import LoraConfig
+from oatlike.errors import ConfigError
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def _load_error(key: str, name: str, error: Exception) -> ConfigError:
+    where = "local folder" if Path(name).exists() else "local folder or Hugging Face hub model"
+    detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return ConfigError(key, f"cannot load {name!r} as a {where}: {detail}")
+
+
+def load_tokenizer(name_or_path: str, key: str = "model.tokenizer") -> PreTrainedTokenizerBase:
+    """A tokenizer that pads on the left (for generation) and has a pad token (EOS when it had none)."""
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+    except (OSError, ValueError) as error:
+        raise _load_error(key, name_or_path, error) from None
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_causal_lm(name_or_path: str, dtype: str = "float32", key: str = "model.pretrain") -> PreTrainedModel:
+    """``AutoModelForCausalLM.from_pretrained`` with a one-line error naming the config key."""
+    try:
+        model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=DTYPES[dtype])
+    except (OSError, ValueError) as error:
+        raise _load_error(key, name_or_path, error) from None
+    return model
+
+
+def apply_lora(model: PreTrainedModel, config: LoraConfig) -> torch.nn.Module:
+    """Wrap ``model`` with trainable LoRA adapters (base weights frozen)."""
+    from peft import LoraConfig as PeftLoraConfig
+    from peft import get_peft_model
+
+    peft_config = PeftLoraConfig(
+        r=config.r,
+        lora_alpha=config.alpha,
+        lora_dropout=config.dropout,
+        target_modules=list(config.target_modules),
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, peft_config)
+
+
+_LORA_KEY = re.compile(r"^(?P<module>.+)\.lora_(?P<factor>[AB])\.(?P<adapter>[^.]+)\.weight$")
+
+
+def merge_lora_state_dict(state_dict: dict[str, torch.Tensor], scaling: float) -> dict[str, torch.Tensor]:
+    """Base-model weights with LoRA merged: ``W + scaling · B @ A`` for every adapted linear layer.
+
+    Takes a PEFT model's ``state_dict`` (keys ``base_model.model.<name>``, adapted layers with
+    ``.base_layer.weight``, ``.lora_A.<adapter>.weight`` and ``.lora_B.<adapter>.weight``) and returns the
+    plain model's ``state_dict`` names and values.
+    """
+    factors: dict[str, dict[str, torch.Tensor]] = {}
+    merged: dict[str, torch.Tensor] = {}
+    for key, value in state_dict.items():
+        match = _LORA_KEY.match(key)
+        if match:
+            factors.setdefault(match["module"], {})[match["factor"]] = value
+            continue
+        merged[key] = value
+    for module, ab in factors.items():
+        weight_key = f"{module}.base_layer.weight"
+        base = merged.pop(weight_key)
+        delta = (ab["B"].float() @ ab["A"].float()) * scaling
+        merged[f"{module}.weight"] = (base.float() + delta).to(base.dtype)
+    renamed = {}
+    for key, value in merged.items():
+        key = key.removeprefix("base_model.model.").replace(".base_layer.", ".")
+        renamed[key] = value
+    return renamed
+
+
+def export_weights(policy: torch.nn.Module, zero_stage: int) -> dict[str, torch.Tensor]:
+    """The policy's full weights under base-model names (ZeRO-3 gathered, LoRA merged), on the CPU."""
+    from oatlike.learner.ds import gathered_state_dict
+
+    state_dict = gathered_state_dict(policy, zero_stage)
+    peft_config = getattr(policy, "peft_config", None)
+    if peft_config:
+        adapter = next(iter(peft_config.values()))
+        scaling = adapter.lora_alpha / adapter.r
+        return merge_lora_state_dict(state_dict, scaling)
+    return state_dict

@@ -1,0 +1,91 @@
+"""Built-in tasks: prompts whose true utility is known in code.
+
+A task is a contextual dueling bandit with an exact utility: for every prompt (context) and any response
+(arm) ``utility(prompt, response)`` in [0, 1] is computable. This lets the preference oracle simulate a
+population of annotators (Bradley–Terry on the utility gap, see :mod:`oatlike.oracles.bt`) and makes regret
+exact. Each task also has
+
+* deterministic ``train`` / ``eval`` prompt splits that never overlap;
+* ``demonstration(prompt, rng)``: an *imperfect* demonstrator whose answers teach the warm-start SFT
+  policy a mediocre, non-trivial level (systematic mistakes, so that greedy decoding of the SFT model
+  is mediocre too, not only its samples);
+* reference answers of middling quality (one demonstration per prompt, seeded by the prompt), which
+  the evaluation compares the policy's greedy answers against (win rate).
+
+Utilities parse the prompt text itself, so an oracle needs only (prompt, response) strings and can run
+anywhere (a Ray actor, an HTTP server).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PromptItem:
+    """One prompt of a task or data set.
+
+    ``text`` is the raw prompt (before any chat template); ``reference`` the dataset's reference answer
+    (``None`` when the data has none).
+    """
+
+    text: str
+    reference: str | None = None
+
+
+def stable_seed(*parts: object) -> int:
+    """A 63-bit seed derived from ``parts``; identical across processes and Python versions."""
+    digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+class Task(ABC):
+    """A built-in task: prompts, an exact utility, and an imperfect demonstrator."""
+
+    name: str
+
+    def __init__(self, seed: int = 0, num_eval: int = 256) -> None:
+        self.seed = seed
+        self.num_eval = num_eval
+
+    @abstractmethod
+    def all_problems(self) -> list[str]:
+        """Every prompt text of the task in a fixed order (train and eval are drawn from it)."""
+
+    @abstractmethod
+    def utility(self, prompt: str, response: str) -> float:
+        """True utility of ``response`` to ``prompt``, in [0, 1]; 1 is a perfect answer."""
+
+    @abstractmethod
+    def best_response(self, prompt: str) -> str:
+        """A response of utility 1."""
+
+    @abstractmethod
+    def demonstration(self, prompt: str, rng: random.Random) -> str:
+        """An answer of the imperfect demonstrator (used for warm-start SFT and as reference)."""
+
+    def reference(self, prompt: str) -> str:
+        """The prompt's reference answer: one demonstration, seeded by the prompt (middling quality)."""
+        return self.demonstration(prompt, random.Random(stable_seed(self.name, "reference", prompt)))
+
+    def split(self, split: str) -> list[PromptItem]:
+        """The ``train`` or ``eval`` prompts with their reference answers; disjoint and deterministic."""
+        if split not in ("train", "eval"):
+            raise ValueError(f"unknown split {split!r}; use 'train' or 'eval'")
+        problems = list(self.all_problems())
+        random.Random(stable_seed(self.name, "split", self.seed)).shuffle(problems)
+        if self.num_eval >= len(problems):
+            raise ValueError(
+                f"task.num_eval={self.num_eval} leaves no training prompts ({len(problems)} in all); lower it"
+            )
+        chosen = problems[: self.num_eval] if split == "eval" else problems[self.num_eval :]
+        return [PromptItem(p, self.reference(p)) for p in chosen]
+
+    def corpus(self, limit: int = 4000) -> list[str]:
+        """Prompt + demonstration texts, for training a tokenizer."""
+        rng = random.Random(stable_seed(self.name, "corpus"))
+        items = self.split("train")[:limit]
+        return [item.text + self.demonstration(item.text, rng) for item in items]
