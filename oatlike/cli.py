@@ -1,0 +1,294 @@
+"""The command line: ``oatlike key=value group=option ...`` (also ``python -m oatlike``).
+
+Hydra composes the config from ``oatlike/conf``; ``-m`` runs sweeps (Hydra multirun). Before Hydra starts,
+a preflight composes and validates the config with the given overrides (each value of a sweep too), so a
+mistyped key, an unknown option or an invalid value fails at once with one line naming the key::
+
+    oatlike: error: unknown config key 'loss.bta' (did you mean 'loss.beta'?)
+
+Errors during the run (a missing data file, a NaN loss) are reported the same way, exit status 1.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import inspect
+import itertools
+import re
+import sys
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from oatlike import config as config_module
+from oatlike.config import load_config, register_configs
+from oatlike.errors import ConfigError, OatlikeError
+
+CONF_DIR = Path(__file__).parent / "conf"
+GROUPS = ("algo", "task", "data", "model", "loss", "explore", "oracle", "engine", "runner")
+
+EXAMPLES = """\
+examples:
+  oatlike                                     the default experiment: online DPO, arithmetic task, tiny model
+  oatlike algo=simpo task=sorting steps=200   online SimPO on the sorting task
+  oatlike sync_every=0                        the offline baseline (the sampler never takes new weights)
+  oatlike model.size=10m learner.zero_stage=2 a larger tiny model, ZeRO-2
+  oatlike -m algo=dpo,ipo,simpo seed=0,1,2    a sweep (Hydra multirun), runs under runs/multirun/
+"""
+
+register_configs()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``oatlike`` console script."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "-h" in args or "--help" in args:
+        overrides = [a for a in args if a not in ("-h", "--help") and not a.startswith("-")]
+        print(help_text(overrides))
+        return
+    if "--markdown-help" in args:
+        print(markdown_help())
+        return
+    error = preflight(args)
+    if error:
+        print(f"oatlike: error: {error}", file=sys.stderr)
+        raise SystemExit(2)
+    sys.argv = [sys.argv[0], *args]
+    _quiet_libraries()
+    _hydra_main()
+
+
+def _quiet_libraries() -> None:
+    """No per-file progress bars from transformers (the run has its own bar)."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+
+def _run_job(cfg: DictConfig) -> Any:
+    from hydra.core.hydra_config import HydraConfig
+
+    from oatlike.runners import run
+
+    try:
+        config = load_config(cfg)
+        run_dir = Path(config.run_dir or HydraConfig.get().runtime.output_dir)
+        return run(config, run_dir)
+    except OatlikeError as error:
+        print(f"oatlike: error: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def _hydra_main() -> None:
+    import hydra
+
+    hydra.main(config_path="conf", config_name="config", version_base=None)(_run_job)()
+
+
+# ---------------------------------------------------------------------------------------------- preflight
+
+
+def _override_variants(overrides: list[str]) -> list[list[str]]:
+    """The override lists to validate: every value of each sweep once (the others at their first value)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    choices: list[list[str]] = []
+    for override in parsed:
+        if override.is_sweep_override():
+            key = override.get_key_element()
+            try:
+                values = list(override.sweep_string_iterator())
+            except Exception:  # interval sweeps (for optimisers) have no finite values
+                values = []
+            choices.append([f"{key}={v}" for v in values] or [])
+        else:
+            choices.append([override.input_line or ""])
+    variants = [[c[0] for c in choices if c]]
+    for index, options in enumerate(choices):
+        for option in options[1:]:
+            variant = [c[0] for c in choices if c]
+            position = sum(1 for c in choices[:index] if c)
+            variant[position] = option
+            variants.append(variant)
+    return variants
+
+
+def preflight(args: list[str]) -> str | None:
+    """Compose and validate the config for ``args``; the one-line error, or ``None`` when all is well."""
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+
+    overrides = [a for a in args if not a.startswith("-") and not a.startswith(("hydra.", "hydra/", "+hydra"))]
+    try:
+        variants = _override_variants(overrides)
+    except HydraException as error:
+        return f"cannot parse the overrides: {_first_line(error)}"
+    with initialize_config_dir(str(CONF_DIR), version_base=None):
+        for variant in variants:
+            try:
+                load_config(compose("config", overrides=variant))
+            except (HydraException, OmegaConfBaseException, ConfigError, ValueError) as error:
+                return describe_error(error, variant)
+    return None
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def describe_error(error: BaseException, overrides: list[str]) -> str:
+    """One line for a composition or validation error, naming the key and, when possible, a fix."""
+    if isinstance(error, ConfigError):
+        return str(error)
+    text = str(error)
+    missing_option = re.search(r"Could not find '([\w/]+)/([^']+)'", text)
+    if missing_option:
+        group, option = missing_option.groups()
+        available = sorted(_group_options(group))
+        hint = difflib.get_close_matches(option, available, n=1)
+        suggestion = f" (did you mean '{hint[0]}'?)" if hint else ""
+        return f"unknown {group} '{option}'{suggestion}; choose one of: {', '.join(available)}"
+    cause = error if isinstance(error, OmegaConfBaseException) else error.__cause__
+    text = f"{text}\n{cause}" if cause is not None and cause is not error else text
+    full_key = getattr(cause, "full_key", None) or _key_from_text(text)
+    if full_key and re.search(r"Key '[^']+' not in|not in struct|Could not append", text):
+        return f"unknown config key '{full_key}'{_suggest_key(full_key, overrides)}"
+    if isinstance(cause, OmegaConfBaseException) and full_key:
+        message = getattr(cause, "msg", None) or _first_line(cause)
+        return f"{full_key}: {_first_line(Exception(message))}"
+    return _first_line(error)
+
+
+def _key_from_text(text: str) -> str | None:
+    match = re.search(r"full_key: ([\w.\[\]]+)", text) or re.search(r"Could not override '([^']+)'", text)
+    return match.group(1) if match else None
+
+
+def _suggest_key(full_key: str, overrides: list[str]) -> str:
+    from hydra import compose
+
+    parent, _, leaf = full_key.rpartition(".")
+    try:
+        bad = full_key.lstrip("+~")
+        cfg = compose("config", overrides=[o for o in overrides if not o.lstrip("+~").startswith(bad + "=")])
+        node = OmegaConf.select(cfg, parent) if parent else cfg
+        keys = list(node.keys()) if isinstance(node, DictConfig) else []
+    except Exception:
+        return ""
+    match = difflib.get_close_matches(leaf, [str(k) for k in keys], n=1)
+    return f" (did you mean '{parent + '.' if parent else ''}{match[0]}'?)" if match else ""
+
+
+@cache
+def _group_options(group: str) -> tuple[str, ...]:
+    folder = CONF_DIR / group
+    return tuple(sorted(p.stem for p in folder.glob("*.yaml"))) if folder.is_dir() else ()
+
+
+# ------------------------------------------------------------------------------------------------- help
+
+
+@cache
+def _field_docs() -> dict[tuple[str, str], str]:
+    """``(class name, field) -> docstring`` parsed from the attribute docstrings in :mod:`oatlike.config`."""
+    tree = ast.parse(inspect.getsource(config_module))
+    docs: dict[tuple[str, str], str] = {}
+    for node in tree.body:
+        if not isinstance(node, ast.ClassDef):
+            continue
+        for statement, following in itertools.pairwise(node.body):
+            if (
+                isinstance(statement, ast.AnnAssign)
+                and isinstance(statement.target, ast.Name)
+                and isinstance(following, ast.Expr)
+                and isinstance(following.value, ast.Constant)
+                and isinstance(following.value.value, str)
+            ):
+                docs[(node.name, statement.target.id)] = " ".join(following.value.value.split())
+    return docs
+
+
+def _doc_for(node: DictConfig, key: str) -> str:
+    schema = OmegaConf.get_type(node)
+    for cls in getattr(schema, "__mro__", ()):
+        doc = _field_docs().get((cls.__name__, key))
+        if doc:
+            return doc
+    return ""
+
+
+def config_keys(cfg: DictConfig, prefix: str = "") -> list[tuple[str, str, str]]:
+    """``(key, value, doc)`` for every leaf of ``cfg``, depth first."""
+    rows = []
+    for key in cfg:
+        path = f"{prefix}{key!s}"
+        child = cfg._get_node(key)
+        if isinstance(child, DictConfig):
+            rows.extend(config_keys(child, path + "."))
+        else:
+            value = OmegaConf.to_container(child) if isinstance(child, ListConfig) else cfg[key]
+            rows.append((path, "null" if value is None else str(value), _doc_for(cfg, str(key))))
+    return rows
+
+
+def _composed(overrides: list[str]) -> DictConfig:
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(str(CONF_DIR), version_base=None):
+        return compose("config", overrides=overrides)
+
+
+def help_text(overrides: list[str]) -> str:
+    """``oatlike --help``: usage, examples, config groups and every key with its value and meaning."""
+    cfg = _composed(overrides)
+    lines = [
+        "usage: oatlike [group=option ...] [key=value ...] [-m] [--cfg job] [--help]",
+        "",
+        "Online alignment of language models from preference feedback (python -m oatlike works too).",
+        "",
+        EXAMPLES,
+        "config groups (group=option):",
+    ]
+    lines += [f"  {group:<8} {', '.join(_group_options(group))}" for group in GROUPS]
+    lines += ["", "keys (values after the overrides given; set any with key=value):"]
+    for key, value, doc in config_keys(cfg):
+        lines.append(f"  {key} = {value}")
+        if doc:
+            lines.append(f"      {doc}")
+    lines += ["", "Hydra's own options (multirun, --cfg, shell completion): oatlike --hydra-help"]
+    return "\n".join(lines)
+
+
+def markdown_help() -> str:
+    """``docs/configuration.md``: the groups and every key of the default config, as Markdown."""
+    lines = [
+        "# Configuration reference",
+        "",
+        "Generated by `oatlike --markdown-help` from the typed configs in `oatlike/config.py`;",
+        "a test keeps this file in sync. Set any key on the command line: `oatlike key=value`.",
+        "",
+        "## Config groups",
+        "",
+        "| group | options |",
+        "|---|---|",
+    ]
+    lines += [f"| `{group}` | {', '.join(f'`{o}`' for o in _group_options(group))} |" for group in GROUPS]
+    lines += ["", "## Keys (default experiment)", "", "| key | default | meaning |", "|---|---|---|"]
+    for key, value, doc in config_keys(_composed([])):
+        lines.append(f"| `{key}` | `{value}` | {doc} |")
+    lines += [
+        "",
+        "Options of other groups add their own keys (for example `task=sorting` adds `task.max_length`);",
+        "`oatlike <group>=<option> --help` lists them.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()

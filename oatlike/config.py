@@ -1,0 +1,647 @@
+"""Typed configuration: one dataclass per component, validated when the config is loaded.
+
+Hydra composes YAML files from ``oatlike/conf`` on top of these schemas (see :func:`register_configs`), so a
+mistyped key or a value of the wrong type fails at composition. Value checks live in each dataclass's
+``__post_init__`` and raise :class:`~oatlike.errors.ConfigError` naming the field; :func:`load_config` turns
+the composed ``DictConfig`` into these objects and reports the failing field with its full key
+(``loss.beta``). Cross-field checks live in :meth:`Config.__post_init__`.
+
+Every field has a docstring line; ``oatlike --help`` and ``docs/configuration.md`` list them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from oatlike.errors import ConfigError
+
+
+def check(condition: bool, key: str, message: str) -> None:
+    """Raise :class:`ConfigError` for ``key`` unless ``condition`` holds."""
+    if not condition:
+        raise ConfigError(key, message)
+
+
+def check_choice(value: str, choices: tuple[str, ...], key: str) -> None:
+    check(value in choices, key, f"must be one of {', '.join(choices)}; got {value!r}")
+
+
+# --------------------------------------------------------------------------------------------- tasks
+
+
+@dataclass
+class TaskConfig:
+    """A built-in task with a known utility (``task=arithmetic``), or ``task=none`` for real data sets."""
+
+    name: str = MISSING
+    """Task name: arithmetic, sorting, or none (prompts from ``data`` only, no true utility)."""
+    seed: int = 0
+    """Seed of the task's train/eval split (independent of the run seed, so splits stay fixed)."""
+    num_eval: int = 256
+    """Number of held-out evaluation prompts."""
+
+    def __post_init__(self) -> None:
+        check(self.num_eval >= 1, "num_eval", f"must be >= 1, got {self.num_eval}")
+
+
+@dataclass
+class ArithmeticTaskConfig(TaskConfig):
+    name: str = "arithmetic"
+    num_digits: int = 2
+    """Digits of each operand (1..4)."""
+    p_forget_carry: float = 0.6
+    """Probability that the demonstrator forgets every carry (its systematic mistake)."""
+    p_slip: float = 0.1
+    """Probability that the demonstrator gets one random digit wrong."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(1 <= self.num_digits <= 4, "num_digits", f"must be in 1..4, got {self.num_digits}")
+        for key in ("p_forget_carry", "p_slip"):
+            value = getattr(self, key)
+            check(0.0 <= value <= 1.0, key, f"must be a probability in [0, 1], got {value}")
+
+
+@dataclass
+class SortingTaskConfig(TaskConfig):
+    name: str = "sorting"
+    min_length: int = 3
+    """Fewest numbers in a list."""
+    max_length: int = 5
+    """Most numbers in a list."""
+    max_value: int = 20
+    """Numbers are drawn from 0..max_value (mixing one- and two-digit numbers makes string order wrong)."""
+    num_prompts: int = 20000
+    """Distinct prompts generated (train + eval)."""
+    p_string_order: float = 0.6
+    """Probability that the demonstrator sorts the numbers as strings (its systematic mistake)."""
+    p_slip: float = 0.1
+    """Probability that the demonstrator swaps one random adjacent pair."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.min_length >= 2, "min_length", f"must be >= 2, got {self.min_length}")
+        check(self.max_length >= self.min_length, "max_length", "must be >= task.min_length")
+        check(self.max_value >= 1, "max_value", f"must be >= 1, got {self.max_value}")
+        check(self.num_prompts > self.num_eval, "num_prompts", "must exceed task.num_eval")
+        for key in ("p_string_order", "p_slip"):
+            value = getattr(self, key)
+            check(0.0 <= value <= 1.0, key, f"must be a probability in [0, 1], got {value}")
+
+
+@dataclass
+class NoTaskConfig(TaskConfig):
+    name: str = "none"
+
+
+# ---------------------------------------------------------------------------------------------- data
+
+
+@dataclass
+class DataConfig:
+    """Where prompts come from: the task (``data=task``) or ``datasets.load_dataset`` (``data=files``)."""
+
+    source: str = "task"
+    """``task``: the built-in task's prompts; ``dataset``: ``datasets.load_dataset(path)``."""
+    path: str | None = None
+    """Hub dataset name, local folder, or local json/jsonl/parquet file (a glob is allowed)."""
+    subset: str | None = None
+    """Dataset configuration name passed to ``load_dataset`` (``name=``), if any."""
+    train_split: str = "train"
+    """Split to draw training prompts from."""
+    eval_split: str = "validation"
+    """Split of held-out evaluation prompts (for a single local file, a slice of it: see ``eval_fraction``)."""
+    eval_fraction: float = 0.05
+    """When the data has no ``eval_split``, hold out this fraction of the training split for evaluation."""
+    prompt_column: str = "prompt"
+    """Column holding the prompt text."""
+    reference_column: str | None = None
+    """Column holding a reference answer (win rates are measured against it); ``null`` for none."""
+    chat_template: bool = False
+    """Wrap each prompt as a user message with the tokenizer's chat template."""
+    system_prompt: str | None = None
+    """Optional system message placed before the prompt when ``chat_template`` is on."""
+    max_prompt_tokens: int = 256
+    """Prompts longer than this (after the template) are skipped and counted, never truncated."""
+    max_train_prompts: int | None = None
+    """Use at most this many training prompts (``null``: all)."""
+    max_eval_prompts: int | None = 256
+    """Use at most this many evaluation prompts (``null``: all)."""
+
+    def __post_init__(self) -> None:
+        check_choice(self.source, ("task", "dataset"), "source")
+        check(
+            self.source == "task" or bool(self.path),
+            "path",
+            "data.source=dataset needs data.path (a hub name, folder or json/jsonl/parquet file)",
+        )
+        check(self.max_prompt_tokens >= 1, "max_prompt_tokens", f"must be >= 1, got {self.max_prompt_tokens}")
+        check(0.0 < self.eval_fraction < 1.0, "eval_fraction", f"must be in (0, 1), got {self.eval_fraction}")
+        for key in ("max_train_prompts", "max_eval_prompts"):
+            value = getattr(self, key)
+            check(value is None or value >= 1, key, f"must be >= 1 or null, got {value}")
+
+
+# --------------------------------------------------------------------------------------------- model
+
+
+@dataclass
+class WarmStartConfig:
+    """Supervised warm start of the built-in tiny model on the task's imperfect demonstrations (cached)."""
+
+    enabled: bool = True
+    """Train the tiny model by SFT before aligning it (otherwise start from random weights)."""
+    steps: int = 1000
+    """SFT optimizer steps."""
+    batch_size: int = 64
+    """Demonstrations per SFT step."""
+    lr: float = 1e-3
+    """Peak SFT learning rate (linear warm-up over 50 steps, then linear decay to 10%)."""
+    seed: int = 0
+    """Seed of the SFT run (initial weights, demonstration sampling)."""
+
+    def __post_init__(self) -> None:
+        check(self.steps >= 0, "steps", f"must be >= 0, got {self.steps}")
+        check(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
+        check(self.lr > 0, "lr", f"must be > 0, got {self.lr}")
+
+
+@dataclass
+class LoraConfig:
+    """Optional LoRA adapters through PEFT; merged before weights go to the actors."""
+
+    enabled: bool = False
+    """Train LoRA adapters instead of all weights."""
+    r: int = 16
+    """LoRA rank."""
+    alpha: int = 32
+    """LoRA scaling numerator (``lora_alpha``)."""
+    dropout: float = 0.0
+    """Dropout on the LoRA input."""
+    target_modules: list[str] = field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    )
+    """Module names that get adapters."""
+
+    def __post_init__(self) -> None:
+        check(self.r >= 1, "r", f"must be >= 1, got {self.r}")
+        check(0.0 <= self.dropout < 1.0, "dropout", f"must be in [0, 1), got {self.dropout}")
+        check(bool(self.target_modules), "target_modules", "must name at least one module")
+
+
+@dataclass
+class ModelConfig:
+    """The policy: a pretrained causal LM (hub name or folder), or the built-in tiny Llama."""
+
+    name: str = "tiny"
+    """tiny (built-in tiny Llama, ``model=tiny``) or hf (any causal LM, ``model=hf``)."""
+    pretrain: str | None = None
+    """Hub name or local folder for ``from_pretrained``; ``null`` builds the tiny model (``size``)."""
+    tokenizer: str | None = None
+    """Tokenizer name or folder when it differs from ``pretrain``."""
+    size: str = "1m"
+    """Tiny model size when ``pretrain`` is null: 1m, 10m or 50m parameters."""
+    dtype: str = "float32"
+    """Parameter dtype: float32, bfloat16 or float16."""
+    warm_start: WarmStartConfig = field(default_factory=WarmStartConfig)
+    """SFT warm start of the tiny model."""
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    """LoRA adapters (PEFT)."""
+    gradient_checkpointing: bool = False
+    """Trade compute for memory in the learner's forward pass."""
+
+    def __post_init__(self) -> None:
+        check_choice(self.name, ("tiny", "hf"), "name")
+        check(
+            self.name == "tiny" or bool(self.pretrain),
+            "pretrain",
+            "model=hf needs model.pretrain=<hub name or local folder>",
+        )
+        check_choice(self.size, ("1m", "10m", "50m"), "size")
+        check_choice(self.dtype, ("float32", "bfloat16", "float16"), "dtype")
+
+
+# ---------------------------------------------------------------------------------------------- loss
+
+
+@dataclass
+class LossConfig:
+    """A direct-alignment loss (ALGORITHMS.md §1)."""
+
+    name: str = MISSING
+    """Loss: dpo, cdpo, rdpo, ipo, slic, slic_hf or simpo."""
+    beta: float = 0.1
+    """Inverse temperature β of the implicit reward (for IPO: τ)."""
+
+    def __post_init__(self) -> None:
+        check(self.beta > 0, "beta", f"must be > 0, got {self.beta}")
+
+    def options(self) -> dict[str, Any]:
+        """Keyword arguments of the loss constructor."""
+        return {k: v for k, v in vars(self).items() if k != "name"}
+
+
+@dataclass
+class DPOLossConfig(LossConfig):
+    name: str = "dpo"
+    label_smoothing: float = 0.0
+    """ε of conservative DPO (cDPO): the assumed probability that a label is flipped; 0 is plain DPO."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(
+            0.0 <= self.label_smoothing < 0.5,
+            "label_smoothing",
+            f"must be in [0, 0.5), got {self.label_smoothing}",
+        )
+
+
+@dataclass
+class IPOLossConfig(LossConfig):
+    name: str = "ipo"
+    length_normalize: bool = True
+    """Per-token averaged log-ratios (TRL main, oat, BPO); false: summed (the IPO paper)."""
+
+
+@dataclass
+class SLiCHFLossConfig(LossConfig):
+    name: str = "slic_hf"
+    delta: float = 1.0
+    """Rank-calibration margin δ."""
+    sft_weight: float = 0.1
+    """Weight λ of the SFT regulariser on the chosen response."""
+
+
+@dataclass
+class SimPOLossConfig(LossConfig):
+    name: str = "simpo"
+    beta: float = 2.0
+    gamma_beta_ratio: float = 0.5
+    """Target reward margin over β (γ/β)."""
+
+
+# ----------------------------------------------------------------------------------------- explorers
+
+
+@dataclass
+class ExploreConfig:
+    """How the pair sent to the oracle is chosen among the K candidates of a prompt."""
+
+    name: str = MISSING
+    """Explorer: passive (a random pair) or best_worst (highest and lowest oracle score)."""
+
+
+# ----------------------------------------------------------------------------------------------- oracle
+
+
+@dataclass
+class OracleConfig:
+    """The preference oracle that labels pairs."""
+
+    name: str = MISSING
+    """Oracle kind: rule (Bradley–Terry annotators over the task's true utility)."""
+    label_mode: str = "sampled"
+    """``sampled``: a Bernoulli draw from P(a ≻ b); ``threshold``: a wins when P(a ≻ b) > 0.5."""
+    max_queries: int | None = None
+    """Stop the run cleanly (final eval, checkpoint, summary) once this many queries were made."""
+
+    def __post_init__(self) -> None:
+        check_choice(self.label_mode, ("sampled", "threshold"), "label_mode")
+        check(self.max_queries is None or self.max_queries >= 1, "max_queries", "must be >= 1 or null")
+
+
+@dataclass
+class RuleOracleConfig(OracleConfig):
+    name: str = "rule"
+    temperature: float = 0.1
+    """Bradley–Terry temperature: P(a ≻ b) = σ((u(a) − u(b)) / temperature); lower is more decisive."""
+    label_noise: float = 0.0
+    """Probability that an annotator flips the label (a population with careless raters)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.temperature > 0, "temperature", f"must be > 0, got {self.temperature}")
+        check(0.0 <= self.label_noise <= 0.5, "label_noise", f"must be in [0, 0.5], got {self.label_noise}")
+
+
+# ------------------------------------------------------------------------------------- actor / engine
+
+
+@dataclass
+class EngineConfig:
+    """The generation engine of the actors."""
+
+    name: str = MISSING
+    """Engine: hf (transformers ``generate``)."""
+    max_batch_size: int = 256
+    """Most sequences generated in one call (larger requests are split)."""
+
+    def __post_init__(self) -> None:
+        check(self.max_batch_size >= 1, "max_batch_size", f"must be >= 1, got {self.max_batch_size}")
+
+
+@dataclass
+class ActorConfig:
+    """Sampling of candidate responses."""
+
+    prompts_per_step: int = 32
+    """Prompts M sampled per step; each yields one labelled pair."""
+    num_samples: int = 2
+    """Candidates K generated per prompt (K >= 2)."""
+    temperature: float = 1.0
+    """Sampling temperature."""
+    top_p: float = 1.0
+    """Nucleus sampling mass."""
+    top_k: int = 0
+    """Top-k sampling (0: off)."""
+    max_new_tokens: int = 32
+    """Most tokens generated per response."""
+
+    def __post_init__(self) -> None:
+        check(self.prompts_per_step >= 1, "prompts_per_step", f"must be >= 1, got {self.prompts_per_step}")
+        check(self.num_samples >= 2, "num_samples", f"must be >= 2 to form a pair, got {self.num_samples}")
+        check(self.temperature > 0, "temperature", f"must be > 0, got {self.temperature}")
+        check(0.0 < self.top_p <= 1.0, "top_p", f"must be in (0, 1], got {self.top_p}")
+        check(self.top_k >= 0, "top_k", f"must be >= 0, got {self.top_k}")
+        check(self.max_new_tokens >= 1, "max_new_tokens", f"must be >= 1, got {self.max_new_tokens}")
+
+
+# --------------------------------------------------------------------------------------------- learner
+
+
+@dataclass
+class LearnerConfig:
+    """Optimisation of the policy through DeepSpeed."""
+
+    lr: float = 1e-4
+    """Peak learning rate (AdamW)."""
+    lr_scheduler: str = "constant"
+    """Schedule after warm-up: constant, linear or cosine (decay over the run's optimizer steps)."""
+    warmup_steps: int = 0
+    """Optimizer steps of linear warm-up."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    max_grad_norm: float = 1.0
+    """Gradient clipping norm (0: off)."""
+    micro_batch_size: int = 16
+    """Pairs per forward/backward pass."""
+    grad_accum_steps: int = 2
+    """Micro-batches accumulated per optimizer step (train batch = micro_batch_size × grad_accum_steps)."""
+    epochs: int = 1
+    """Passes over the buffer after each new batch of pairs."""
+    buffer_size: int | None = None
+    """Most recent pairs kept for training (``null``: one step's pairs, i.e. purely on-policy)."""
+    zero_stage: int = 0
+    """DeepSpeed ZeRO stage (0-3)."""
+    offload: bool = False
+    """ZeRO-Offload of optimizer states to CPU (stage >= 1; uses DeepSpeed's CPU Adam)."""
+    bf16: bool = False
+    """Train in bfloat16 mixed precision."""
+    cpu_shm_allreduce: bool = False
+    """Build DeepSpeed's shared-memory all-reduce op on CPU (a ~35 s one-time compile; helps only > 1 rank)."""
+    checkpoint_every: int = 0
+    """Save the policy every N steps (0: only at the end of the run)."""
+
+    @property
+    def train_batch_size(self) -> int:
+        return self.micro_batch_size * self.grad_accum_steps
+
+    def __post_init__(self) -> None:
+        check(self.lr >= 0, "lr", f"must be >= 0, got {self.lr}")
+        check_choice(self.lr_scheduler, ("constant", "linear", "cosine"), "lr_scheduler")
+        check(self.warmup_steps >= 0, "warmup_steps", f"must be >= 0, got {self.warmup_steps}")
+        check(self.max_grad_norm >= 0, "max_grad_norm", f"must be >= 0, got {self.max_grad_norm}")
+        check(self.micro_batch_size >= 1, "micro_batch_size", f"must be >= 1, got {self.micro_batch_size}")
+        check(self.grad_accum_steps >= 1, "grad_accum_steps", f"must be >= 1, got {self.grad_accum_steps}")
+        check(self.epochs >= 1, "epochs", f"must be >= 1, got {self.epochs}")
+        check(self.zero_stage in (0, 1, 2, 3), "zero_stage", f"must be 0, 1, 2 or 3, got {self.zero_stage}")
+        check(not self.offload or self.zero_stage >= 1, "offload", "needs learner.zero_stage >= 1")
+        check(self.checkpoint_every >= 0, "checkpoint_every", f"must be >= 0, got {self.checkpoint_every}")
+
+
+# ------------------------------------------------------------------------------------- runner / eval / log
+
+
+@dataclass
+class RunnerConfig:
+    """Where the components run."""
+
+    name: str = MISSING
+    """Runner: local (every component in this process)."""
+
+
+@dataclass
+class EvalConfig:
+    """Evaluation of the policy's greedy answers on held-out prompts."""
+
+    every: int = 20
+    """Evaluate every N steps (and always at step 0 and at the end); 0: only at start and end."""
+    max_new_tokens: int | None = None
+    """Most tokens per greedy answer (``null``: actor.max_new_tokens)."""
+    save_generations: bool = True
+    """Write each evaluation's prompts, answers and scores to ``eval/step_NNNNN.jsonl`` in the run folder."""
+
+    def __post_init__(self) -> None:
+        check(self.every >= 0, "every", f"must be >= 0, got {self.every}")
+
+
+@dataclass
+class WandbConfig:
+    """Weights & Biases logging."""
+
+    mode: str = "disabled"
+    """disabled, offline (writes ./wandb, no network) or online."""
+    project: str = "oatlike"
+    """W&B project."""
+    entity: str | None = None
+    """W&B entity (team or user)."""
+    group: str | None = None
+    """Run group (for sweeps)."""
+    name: str | None = None
+    """Run name (default: the run folder's name)."""
+    tags: list[str] = field(default_factory=list)
+    """Run tags."""
+
+    def __post_init__(self) -> None:
+        check_choice(self.mode, ("disabled", "offline", "online"), "mode")
+
+
+@dataclass
+class TrackingConfig:
+    """Console, files and W&B."""
+
+    progress: bool = True
+    """Show a progress bar with the key figures on the console."""
+    wandb: WandbConfig = field(default_factory=WandbConfig)
+    """W&B settings."""
+
+
+# ----------------------------------------------------------------------------------------------- root
+
+
+@dataclass
+class Config:
+    """An oatlike experiment."""
+
+    algo_name: str = "dpo"
+    """Name of the algorithm preset (set by ``algo=...``); recorded with the run."""
+    seed: int = 0
+    """Seed of the run (prompt order, sampling, oracle labels, initialisation)."""
+    steps: int = 100
+    """Loop iterations: generate → select → label → learn."""
+    sync_every: int = 1
+    """Every N steps the behaviour policy takes the learner's weights; 0 never (the offline baseline)."""
+    device: str = "auto"
+    """cpu, cuda, or auto (cuda when available)."""
+    run_dir: str | None = None
+    """Run folder (metrics, config, eval generations, checkpoints); default: Hydra's output folder."""
+    cache_dir: str | None = None
+    """Cache of warm-start models (default: $OATLIKE_CACHE_DIR or ~/.cache/oatlike)."""
+    task: TaskConfig = MISSING
+    """Built-in task (``task=arithmetic``)."""
+    data: DataConfig = field(default_factory=DataConfig)
+    """Prompt source."""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    """Policy model."""
+    loss: LossConfig = MISSING
+    """DAP loss (``loss=dpo``; usually set by ``algo=``)."""
+    explore: ExploreConfig = MISSING
+    """Pair selection (``explore=passive``; usually set by ``algo=``)."""
+    oracle: OracleConfig = MISSING
+    """Preference oracle (``oracle=rule``)."""
+    engine: EngineConfig = MISSING
+    """Generation engine (``engine=hf``)."""
+    actor: ActorConfig = field(default_factory=ActorConfig)
+    """Sampling of candidates."""
+    learner: LearnerConfig = field(default_factory=LearnerConfig)
+    """Optimisation."""
+    runner: RunnerConfig = MISSING
+    """Runner (``runner=local``)."""
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    """Evaluation."""
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    """Console, metrics files and W&B."""
+
+    def __post_init__(self) -> None:
+        check(self.steps >= 1, "steps", f"must be >= 1, got {self.steps}")
+        check(self.sync_every >= 0, "sync_every", f"must be >= 0 (0: never sync), got {self.sync_every}")
+        check_choice(self.device, ("auto", "cpu", "cuda"), "device")
+        if self.data.source == "task":
+            check(
+                self.task.name != "none",
+                "data.source",
+                "task=none has no prompts of its own; set data=files data.path=... or choose a task",
+            )
+        if self.oracle.name == "rule":
+            check(
+                self.task.name != "none",
+                "oracle",
+                "oracle=rule scores responses with a built-in task's utility; choose task=arithmetic|sorting",
+            )
+        if self.model.name == "tiny":
+            check(
+                self.task.name != "none" or not self.model.warm_start.enabled,
+                "model.warm_start.enabled",
+                "the tiny model's warm start needs a built-in task; set model.pretrain=... or task=...",
+            )
+        buffer = self.learner.buffer_size or self.actor.prompts_per_step
+        check(
+            self.actor.prompts_per_step % self.learner.train_batch_size == 0,
+            "actor.prompts_per_step",
+            f"must be a multiple of the train batch (learner.micro_batch_size × learner.grad_accum_steps = "
+            f"{self.learner.train_batch_size}) so that each step ends on an optimizer step",
+        )
+        check(
+            buffer >= self.actor.prompts_per_step,
+            "learner.buffer_size",
+            f"must hold at least one step's pairs (actor.prompts_per_step={self.actor.prompts_per_step})",
+        )
+        check(
+            buffer % self.learner.train_batch_size == 0,
+            "learner.buffer_size",
+            f"the buffer ({buffer} pairs) must be a multiple of the train batch "
+            f"(learner.micro_batch_size × learner.grad_accum_steps = {self.learner.train_batch_size})",
+        )
+
+    @property
+    def buffer_size(self) -> int:
+        """Pairs kept for training (``learner.buffer_size`` or one step's pairs)."""
+        return self.learner.buffer_size or self.actor.prompts_per_step
+
+
+SCHEMAS: dict[str, dict[str, type]] = {
+    "task": {"arithmetic": ArithmeticTaskConfig, "sorting": SortingTaskConfig, "none": NoTaskConfig},
+    "loss": {
+        "dpo": DPOLossConfig,
+        "ipo": IPOLossConfig,
+        "slic": LossConfig,
+        "slic_hf": SLiCHFLossConfig,
+        "simpo": SimPOLossConfig,
+    },
+    "explore": {"base": ExploreConfig},
+    "oracle": {"rule": RuleOracleConfig},
+    "engine": {"hf": EngineConfig},
+    "runner": {"local": RunnerConfig},
+}
+"""Schema of each config group's options; YAML options name theirs as ``/schema/<group>/<name>``."""
+
+
+def register_configs() -> None:
+    """Store the schemas in Hydra's ConfigStore (idempotent)."""
+    from hydra.core.config_store import ConfigStore
+
+    if not OmegaConf.has_resolver("oatlike_or"):
+        # ${oatlike_or:a,b}: a unless it is null (oc.select returns null values as they are)
+        OmegaConf.register_new_resolver("oatlike_or", lambda value, default: default if value is None else value)
+    store = ConfigStore.instance()
+    store.store(name="oatlike_schema", node=Config)
+    for group, options in SCHEMAS.items():
+        for name, schema in options.items():
+            store.store(group=f"schema/{group}", name=name, node=schema)
+
+
+def _find_failing_key(node: DictConfig, prefix: str, error: ConfigError) -> str:
+    """The full key of the field whose ``__post_init__`` raised ``error`` (searching children first)."""
+    for key in node:
+        child = node._get_node(key)
+        if isinstance(child, DictConfig) and OmegaConf.get_type(child) not in (dict, None):
+            path = f"{prefix}.{key!s}" if prefix else str(key)
+            try:
+                OmegaConf.to_object(child)
+            except ConfigError as child_error:
+                if str(child_error) == str(error):
+                    return _find_failing_key(child, path, error)
+    return prefix
+
+
+def _check_known_keys(node: DictConfig, prefix: str = "") -> None:
+    """Reject keys that no schema declares (``+foo=1`` appends to a struct config without complaint)."""
+    schema = OmegaConf.get_type(node)
+    declared = set(getattr(schema, "__dataclass_fields__", {}))
+    for key in node:
+        path = f"{prefix}{key!s}"
+        if declared and key not in declared:
+            name = getattr(schema, "__name__", "this node")
+            raise ConfigError(path, f"unknown config key; {name} has {', '.join(sorted(declared))}")
+        child = node._get_node(key)
+        if isinstance(child, DictConfig):
+            _check_known_keys(child, path + ".")
+
+
+def load_config(cfg: DictConfig) -> Config:
+    """Validate a composed config and turn it into :class:`Config` objects.
+
+    Raises:
+        ConfigError: naming the full key (``loss.beta``) of the first bad value.
+    """
+    _check_known_keys(cfg)
+    try:
+        config = OmegaConf.to_object(cfg)
+    except ConfigError as error:
+        prefix = _find_failing_key(cfg, "", error)
+        raise error.with_prefix(prefix) from None
+    assert isinstance(config, Config), type(config)
+    return config
