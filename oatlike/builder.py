@@ -1,0 +1,152 @@
+"""One builder for every runner: every component of an experiment, made from its :class:`Config`.
+
+The local runner calls it once in its process; the distributed runner calls the same methods inside each
+Ray actor, so a distributed bug always has a one-process repro. Nothing here runs the loop.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from functools import cached_property
+from pathlib import Path
+
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from oatlike.actors import Actor
+from oatlike.config import Config
+from oatlike.data import PromptSet, load_prompt_sets
+from oatlike.engines import Engine, HFEngine, SamplingParams
+from oatlike.errors import ConfigError
+from oatlike.eval import Evaluator
+from oatlike.exploration import Explorer, build_explorer
+from oatlike.learner import Learner
+from oatlike.losses import build_loss
+from oatlike.models.loading import apply_lora, load_causal_lm, load_tokenizer
+from oatlike.oracles import Oracle, build_oracle
+from oatlike.tasks import Task, build_task
+from oatlike.warmstart import default_cache_dir, ensure_policy_folder
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` is CUDA when available, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device", "device=cuda but no CUDA device is visible; use device=cpu or device=auto")
+    return torch.device(name)
+
+
+class Builder:
+    """Builds the components of the experiment described by ``config``."""
+
+    def __init__(self, config: Config, progress: bool = True) -> None:
+        self.config = config
+        self.progress = progress
+
+    @cached_property
+    def device(self) -> torch.device:
+        return resolve_device(self.config.device)
+
+    @cached_property
+    def task(self) -> Task | None:
+        if self.config.task.name == "none":
+            return None
+        options = {k: v for k, v in dataclasses.asdict(self.config.task).items() if k != "name"}
+        return build_task(self.config.task.name, **options)
+
+    @cached_property
+    def cache_dir(self) -> Path:
+        return Path(self.config.cache_dir).expanduser() if self.config.cache_dir else default_cache_dir()
+
+    @cached_property
+    def policy_path(self) -> str:
+        """Hub name or folder of the initial policy (the warm-started tiny model is built on first use)."""
+        model = self.config.model
+        if model.name == "tiny":
+            return str(ensure_policy_folder(model, self.config.task, self.task, self.cache_dir, self.progress))
+        assert model.pretrain is not None
+        return model.pretrain
+
+    @cached_property
+    def tokenizer(self) -> PreTrainedTokenizerBase:
+        return load_tokenizer(self.config.model.tokenizer or self.policy_path)
+
+    @cached_property
+    def prompt_sets(self) -> tuple[PromptSet, PromptSet]:
+        """``(train, eval)`` prompts, encoded."""
+        return load_prompt_sets(self.config.data, self.task, self.tokenizer, self.config.seed)
+
+    def oracle(self) -> Oracle:
+        return build_oracle(self.config.oracle, self.task)
+
+    def explorer(self) -> Explorer:
+        return build_explorer(self.config.explore)
+
+    def sampling(self) -> SamplingParams:
+        actor = self.config.actor
+        return SamplingParams(
+            n=actor.num_samples,
+            temperature=actor.temperature,
+            top_p=actor.top_p,
+            top_k=actor.top_k,
+            max_new_tokens=actor.max_new_tokens,
+        )
+
+    def policy_model(self) -> PreTrainedModel:
+        """A fresh copy of the initial policy (the configured dtype; no adapters)."""
+        return load_causal_lm(self.policy_path, self.config.model.dtype)
+
+    def engine(self) -> Engine:
+        return HFEngine(self.policy_model(), self.tokenizer, self.device, self.config.engine.max_batch_size)
+
+    def actor(self, index: int = 0, engine: Engine | None = None) -> Actor:
+        return Actor(
+            engine or self.engine(),
+            self.oracle(),
+            self.explorer(),
+            self.sampling(),
+            label_mode=self.config.oracle.label_mode,
+            seed=hash((self.config.seed, "actor", index)) & 0x7FFFFFFF,
+            true_utility=self.task.utility if self.task is not None else None,
+        )
+
+    def total_optimizer_steps(self) -> int:
+        """Optimizer steps over the run (the buffer fills up during the first steps)."""
+        cfg = self.config
+        per_step = cfg.actor.prompts_per_step
+        return sum(
+            cfg.learner.epochs * (min(t * per_step, cfg.buffer_size) // cfg.learner.train_batch_size)
+            for t in range(1, cfg.steps + 1)
+        )
+
+    def learner(self) -> Learner:
+        cfg = self.config
+        loss = build_loss(cfg.loss.name, **cfg.loss.options())
+        model = self.policy_model()
+        if cfg.model.gradient_checkpointing:
+            model.gradient_checkpointing_enable()
+        policy = apply_lora(model, cfg.model.lora) if cfg.model.lora.enabled else model
+        reference = self.policy_model() if loss.needs_reference else None
+        return Learner(
+            cfg.learner,
+            policy,
+            reference,
+            loss,
+            pad_token_id=int(self.tokenizer.pad_token_id),
+            buffer_size=cfg.buffer_size,
+            total_optimizer_steps=self.total_optimizer_steps(),
+            device=self.device,
+            seed=cfg.seed,
+        )
+
+    def evaluator(self, out_dir: Path | None, engine: Engine | None = None) -> Evaluator:
+        cfg = self.config
+        return Evaluator(
+            engine or self.engine(),
+            self.prompt_sets[1].prompts,
+            cfg.eval.max_new_tokens or cfg.actor.max_new_tokens,
+            oracle=self.oracle(),
+            task=self.task,
+            out_dir=out_dir if cfg.eval.save_generations else None,
+        )

@@ -1,0 +1,208 @@
+"""Training and evaluation prompts, encoded for the policy.
+
+Sources (``data.source``):
+
+* ``task``: the built-in task's train / eval splits with their reference answers;
+* ``dataset``: ``datasets.load_dataset`` on a hub name, a local folder, or local json / jsonl / parquet /
+  csv files, with configurable prompt and reference columns (the TL;DR-with-reference layout that
+  online-alignment papers use: ``prompt`` plus a reference summary column). When the data has no
+  evaluation split, a seeded ``data.eval_fraction`` of the training split is held out.
+
+Every prompt is encoded once (with the tokenizer's chat template when ``data.chat_template``). Empty
+prompts and prompts longer than ``data.max_prompt_tokens`` are skipped and counted, never truncated.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from transformers import PreTrainedTokenizerBase
+
+from oatlike.config import DataConfig
+from oatlike.errors import DataError
+from oatlike.tasks.base import PromptItem, Task
+from oatlike.types import Prompt
+
+log = logging.getLogger(__name__)
+
+LOCAL_FORMATS = {".json": "json", ".jsonl": "json", ".parquet": "parquet", ".csv": "csv"}
+
+
+@dataclass
+class PromptSet:
+    """Encoded prompts of one split, with the counts of prompts skipped."""
+
+    split: str
+    prompts: list[Prompt]
+    skipped_empty: int = 0
+    skipped_too_long: int = 0
+
+    def __len__(self) -> int:
+        return len(self.prompts)
+
+
+@dataclass
+class PromptStream:
+    """Endless, seeded, epoch-wise shuffled draws from a prompt set."""
+
+    prompts: Sequence[Prompt]
+    seed: int = 0
+    epoch: int = 0
+    _order: list[int] = field(default_factory=list)
+
+    def next(self, count: int) -> list[Prompt]:
+        batch: list[Prompt] = []
+        while len(batch) < count:
+            if not self._order:
+                rng = np.random.default_rng([self.seed, self.epoch])
+                self._order = rng.permutation(len(self.prompts)).tolist()
+                self.epoch += 1
+            batch.append(self.prompts[self._order.pop()])
+        return batch
+
+
+def encode_prompts(
+    items: Sequence[PromptItem], tokenizer: PreTrainedTokenizerBase, config: DataConfig, split: str
+) -> PromptSet:
+    """Encode ``items`` (chat template if configured); skip and count empty and over-long prompts."""
+    prompts, empty, too_long = [], 0, 0
+    for item in items:
+        if not item.text or not item.text.strip():
+            empty += 1
+            continue
+        token_ids = _encode(item.text, tokenizer, config)
+        if len(token_ids) > config.max_prompt_tokens:
+            too_long += 1
+            continue
+        prompts.append(Prompt(item.text, tuple(token_ids), item.reference))
+    if too_long or empty:
+        log.warning(
+            "%s prompts: skipped %d longer than data.max_prompt_tokens=%d and %d empty (%d kept)",
+            split,
+            too_long,
+            config.max_prompt_tokens,
+            empty,
+            len(prompts),
+        )
+    if not prompts:
+        raise DataError(
+            f"no usable {split} prompts: {len(items)} read, {empty} empty, {too_long} longer than "
+            f"data.max_prompt_tokens={config.max_prompt_tokens}; raise data.max_prompt_tokens or check the data"
+        )
+    return PromptSet(split, prompts, empty, too_long)
+
+
+def _encode(text: str, tokenizer: PreTrainedTokenizerBase, config: DataConfig) -> list[int]:
+    if not config.chat_template:
+        return list(tokenizer(text).input_ids)
+    if tokenizer.chat_template is None:
+        raise DataError("data.chat_template=true but the tokenizer has no chat template; set it to false")
+    messages = [{"role": "system", "content": config.system_prompt}] if config.system_prompt else []
+    messages.append({"role": "user", "content": text})
+    encoded: Any = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+    if hasattr(encoded, "keys"):  # some tokenizers return a BatchEncoding
+        encoded = encoded["input_ids"]
+    return [int(t) for t in encoded]
+
+
+def load_prompt_sets(
+    config: DataConfig, task: Task | None, tokenizer: PreTrainedTokenizerBase, seed: int = 0
+) -> tuple[PromptSet, PromptSet]:
+    """``(train, eval)`` prompt sets of the configured source."""
+    if config.source == "task":
+        if task is None:
+            raise DataError("data.source=task needs a built-in task (task=arithmetic|sorting)")
+        train_items, eval_items = task.split("train"), task.split("eval")
+    else:
+        train_items, eval_items = _dataset_items(config, seed)
+    if config.max_train_prompts is not None:
+        train_items = train_items[: config.max_train_prompts]
+    if config.max_eval_prompts is not None:
+        eval_items = eval_items[: config.max_eval_prompts]
+    return encode_prompts(train_items, tokenizer, config, "train"), encode_prompts(
+        eval_items, tokenizer, config, "eval"
+    )
+
+
+def _dataset_items(config: DataConfig, seed: int) -> tuple[list[PromptItem], list[PromptItem]]:
+    splits = _load_dataset(config)
+    if config.train_split not in splits:
+        raise DataError(
+            f"data.train_split: split {config.train_split!r} not in {config.path!r} "
+            f"(it has {sorted(splits)}); set data.train_split"
+        )
+    train = _items(splits[config.train_split], config, config.train_split)
+    if config.eval_split in splits:
+        return train, _items(splits[config.eval_split], config, config.eval_split)
+    order = np.random.default_rng(seed).permutation(len(train))
+    num_eval = max(1, round(config.eval_fraction * len(train)))
+    if num_eval >= len(train):
+        raise DataError(
+            f"data.path: {config.path!r} has {len(train)} rows and no {config.eval_split!r} split; "
+            "too few to hold out an evaluation slice (add rows or an eval split)"
+        )
+    held_out = set(order[:num_eval].tolist())
+    log.info("no %r split: holding out %d of %d rows for evaluation", config.eval_split, num_eval, len(train))
+    return [x for i, x in enumerate(train) if i not in held_out], [x for i, x in enumerate(train) if i in held_out]
+
+
+def _load_dataset(config: DataConfig) -> dict[str, Any]:
+    import datasets
+
+    assert config.path is not None
+    path = Path(config.path).expanduser()
+    kwargs: dict[str, Any] = {}
+    if path.suffix in LOCAL_FORMATS or any(ch in config.path for ch in "*?["):
+        files = sorted(glob.glob(str(path))) if any(ch in config.path for ch in "*?[") else [str(path)]
+        if not files or not all(Path(f).is_file() for f in files):
+            raise DataError(f"data.path: no such file {config.path!r}; point it at a json/jsonl/parquet/csv file")
+        suffix = Path(files[0]).suffix
+        if suffix not in LOCAL_FORMATS:
+            raise DataError(f"data.path: unsupported file type {suffix!r}; use one of {sorted(LOCAL_FORMATS)}")
+        args: tuple[str, ...] = (LOCAL_FORMATS[suffix],)
+        kwargs["data_files"] = files
+    elif path.is_dir():
+        args = (str(path),)
+    elif path.is_absolute() or config.path.startswith((".", "~")) or config.path.count("/") > 1:
+        raise DataError(f"data.path: no such file or folder {config.path!r}")
+    else:
+        args = (config.path,)
+    if config.subset:
+        kwargs["name"] = config.subset
+    try:
+        loaded = datasets.load_dataset(*args, **kwargs)
+    except Exception as error:  # datasets raises many types (network, format, missing split)
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise DataError(f"data.path: cannot load {config.path!r}: {detail}") from None
+    return dict(loaded)
+
+
+def _items(dataset: Any, config: DataConfig, split: str) -> list[PromptItem]:
+    columns = list(dataset.column_names)
+    for key, column in (
+        ("prompt_column", config.prompt_column),
+        ("reference_column", config.reference_column),
+    ):
+        if column is not None and column not in columns:
+            raise DataError(
+                f"data.{key}: column {column!r} not in split {split!r} of {config.path!r} "
+                f"(columns: {', '.join(columns)}); set data.{key}"
+            )
+    if len(dataset) == 0:
+        raise DataError(f"data.path: split {split!r} of {config.path!r} is empty")
+    prompts = dataset[config.prompt_column]
+    references = dataset[config.reference_column] if config.reference_column else [None] * len(prompts)
+    items = []
+    for row, (prompt, reference) in enumerate(zip(prompts, references, strict=True)):
+        if prompt is not None and not isinstance(prompt, str):
+            raise DataError(
+                f"data.prompt_column: row {row} of split {split!r} holds a {type(prompt).__name__}, not text"
+            )
+        items.append(PromptItem(prompt or "", None if reference is None else str(reference)))
+    return items

@@ -1,0 +1,44 @@
+"""Generation engines: prompts in, K sampled responses per prompt out, with versioned weights.
+
+An :class:`Engine` owns a copy of the behaviour policy. The actor calls :meth:`Engine.generate`; the weight
+sync calls :meth:`Engine.load_weights` with the learner's (gathered, LoRA-merged) weights and their version.
+Implementations: ``hf`` (transformers ``generate``, :mod:`oatlike.engines.hf`).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+
+from oatlike.types import Generation
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How to sample: ``n`` responses per prompt; ``greedy`` ignores temperature, top-p and top-k."""
+
+    n: int = 1
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    max_new_tokens: int = 32
+    greedy: bool = False
+    logprobs: bool = False
+    """Also return each response's summed log-prob under the sampling distribution."""
+
+
+class Engine(ABC):
+    """A generation engine holding a versioned copy of the policy."""
+
+    weights_version: int = 0
+
+    @abstractmethod
+    def generate(self, prompt_token_ids: list[list[int]], params: SamplingParams) -> list[list[Generation]]:
+        """``params.n`` responses for each prompt, in prompt order."""
+
+    @abstractmethod
+    def load_weights(self, state_dict: Mapping[str, torch.Tensor], version: int) -> None:
+        """Replace the policy's weights (names as in the base model's ``state_dict``) and set the version."""

@@ -1,0 +1,115 @@
+"""The ``hf`` engine: transformers ``generate`` on any device."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from oatlike.engines.base import Engine, SamplingParams
+from oatlike.types import Generation
+
+
+def left_pad(sequences: list[list[int]], pad_token_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(input_ids, attention_mask)`` of ``sequences`` padded on the left, the layout ``generate`` wants."""
+    width = max(len(s) for s in sequences)
+    input_ids = torch.full((len(sequences), width), pad_token_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for row, sequence in enumerate(sequences):
+        if sequence:
+            input_ids[row, width - len(sequence) :] = torch.tensor(sequence, dtype=torch.long)
+            attention_mask[row, width - len(sequence) :] = 1
+    return input_ids, attention_mask
+
+
+def cut_at_eos(token_ids: list[int], eos_token_ids: set[int]) -> tuple[list[int], bool]:
+    """The response up to and including its first EOS, and whether an EOS was found."""
+    for position, token in enumerate(token_ids):
+        if token in eos_token_ids:
+            return token_ids[: position + 1], True
+    return token_ids, False
+
+
+class HFEngine(Engine):
+    """Generates with ``model.generate``; requests larger than ``max_batch_size`` sequences are split."""
+
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        device: torch.device | str = "cpu",
+        max_batch_size: int = 256,
+    ) -> None:
+        self.device = torch.device(device)
+        self.model = model.eval()
+        torch.nn.Module.to(self.model, self.device)
+        self.model.requires_grad_(False)
+        self.tokenizer = tokenizer
+        self.max_batch_size = max_batch_size
+        eos = model.generation_config.eos_token_id
+        eos_ids = eos if isinstance(eos, list) else [eos if eos is not None else tokenizer.eos_token_id]
+        self.eos_token_ids = {int(t) for t in eos_ids if t is not None}
+        pad = tokenizer.pad_token_id
+        self.pad_token_id = int(pad if pad is not None else next(iter(self.eos_token_ids)))
+        self.weights_version = 0
+
+    @torch.no_grad()
+    def generate(self, prompt_token_ids: list[list[int]], params: SamplingParams) -> list[list[Generation]]:
+        prompts_per_chunk = max(1, self.max_batch_size // params.n)
+        results: list[list[Generation]] = []
+        for start in range(0, len(prompt_token_ids), prompts_per_chunk):
+            results.extend(self._generate_chunk(prompt_token_ids[start : start + prompts_per_chunk], params))
+        return results
+
+    def _generate_chunk(self, prompts: list[list[int]], params: SamplingParams) -> list[list[Generation]]:
+        input_ids, attention_mask = left_pad(prompts, self.pad_token_id)
+        options: dict[str, object] = (
+            {"do_sample": False}
+            if params.greedy
+            else {
+                "do_sample": True,
+                "temperature": params.temperature,
+                "top_p": params.top_p,
+                "top_k": params.top_k or None,
+            }
+        )
+        output = self.model.generate(
+            input_ids=input_ids.to(self.device),
+            attention_mask=attention_mask.to(self.device),
+            max_new_tokens=params.max_new_tokens,
+            num_return_sequences=1 if params.greedy else params.n,
+            pad_token_id=self.pad_token_id,
+            eos_token_id=sorted(self.eos_token_ids),
+            return_dict_in_generate=True,
+            output_scores=params.logprobs,
+            **options,
+        )
+        responses = output.sequences[:, input_ids.shape[1] :]
+        token_logprobs = None
+        if params.logprobs:
+            token_logprobs = self.model.compute_transition_scores(
+                output.sequences, output.scores, normalize_logits=True
+            ).float()
+        repeats = 1 if params.greedy else params.n
+        generations: list[Generation] = []
+        for row, ids in enumerate(responses.tolist()):
+            ids, finished = cut_at_eos(ids, self.eos_token_ids)
+            logprob = 0.0
+            if token_logprobs is not None:
+                logprob = float(token_logprobs[row, : len(ids)].clamp_min(-1e4).sum())
+            text = str(self.tokenizer.decode(ids, skip_special_tokens=True))
+            generations.append(Generation(ids, text, finished, logprob))
+        grouped = [generations[i * repeats : (i + 1) * repeats] for i in range(len(prompts))]
+        if params.greedy and params.n > 1:
+            grouped = [group * params.n for group in grouped]
+        return grouped
+
+    @torch.no_grad()
+    def load_weights(self, state_dict: Mapping[str, torch.Tensor], version: int) -> None:
+        missing, unexpected = self.model.load_state_dict(dict(state_dict), strict=False)
+        if unexpected or [k for k in missing if not k.endswith("rotary_emb.inv_freq")]:
+            raise ValueError(
+                f"weights do not fit the engine's model: missing {missing[:5]}, unexpected {unexpected[:5]}"
+            )
+        self.weights_version = version

@@ -1,0 +1,121 @@
+"""Everything DeepSpeed: environment, config building, initialisation, gathering weights.
+
+No other module imports ``deepspeed``. On a machine without CUDA the CPU accelerator is selected and
+communication falls back to gloo (no oneCCL or IPEX needed). A single process gets the rendezvous
+variables of a world of one. DeepSpeed's shared-memory all-reduce op for CPUs (a ~35 s JIT compile on first
+use) is built only when asked for (``learner.cpu_shm_allreduce``), since it helps only with several ranks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import socket
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from oatlike.config import LearnerConfig
+
+
+def free_port() -> int:
+    """A TCP port that is free on the loopback interface right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def prepare_environment(device: torch.device, rank: int = 0, world_size: int = 1) -> None:
+    """Set the variables DeepSpeed reads (only those the user has not set)."""
+    if device.type == "cpu":
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
+    # One extension build folder per virtual environment: venvs sharing one rebuild each other's ops.
+    os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(Path(sys.prefix) / "torch_extensions"))
+    if world_size == 1:
+        os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+        os.environ.setdefault("MASTER_PORT", str(free_port()))
+        os.environ.setdefault("RANK", str(rank))
+        os.environ.setdefault("LOCAL_RANK", "0")
+        os.environ.setdefault("WORLD_SIZE", "1")
+
+
+def build_ds_config(config: LearnerConfig, device: torch.device) -> dict[str, Any]:
+    """The DeepSpeed config dict for the learner settings."""
+    ds_config: dict[str, Any] = {
+        "train_micro_batch_size_per_gpu": config.micro_batch_size,
+        "gradient_accumulation_steps": config.grad_accum_steps,
+        "gradient_clipping": config.max_grad_norm,
+        "zero_optimization": {"stage": config.zero_stage},
+        "bf16": {"enabled": config.bf16},
+        "steps_per_print": 10**9,
+        "wall_clock_breakdown": False,
+    }
+    if config.offload:
+        ds_config["zero_optimization"]["offload_optimizer"] = {"device": "cpu"}
+        # ZeRO-Offload refuses client optimizers; its CPU Adam comes from the DS config.
+        ds_config["optimizer"] = {
+            "type": "AdamW",
+            "params": {"lr": config.lr, "weight_decay": config.weight_decay},
+        }
+    if config.zero_stage == 3:
+        ds_config["zero_optimization"]["stage3_gather_16bit_weights_on_model_save"] = True
+    return ds_config
+
+
+def initialize(
+    model: torch.nn.Module,
+    config: LearnerConfig,
+    device: torch.device,
+    optimizer: torch.optim.Optimizer | None,
+    scheduler_factory: Any,
+) -> tuple[Any, Any]:
+    """``(engine, scheduler)``: the model wrapped in a DeepSpeed engine with its optimizer and LR schedule.
+
+    ``scheduler_factory(optimizer)`` builds the LR schedule once DeepSpeed has made the optimizer (the
+    engine steps it at every optimizer step).
+    """
+    prepare_environment(device)
+    import deepspeed
+
+    if device.type == "cpu" and not config.cpu_shm_allreduce:
+        # ``import deepspeed.comm.torch as m`` would bind the torch module that deepspeed.comm re-exports.
+        backend_module = importlib.import_module("deepspeed.comm.torch")
+        backend_module.build_shm_op = lambda: None  # type: ignore[attr-defined]  # skip the shared-memory all-reduce op's JIT build
+    ds_config = build_ds_config(config, device)
+    with _quiet_deepspeed_logs():
+        engine, _, _, _ = deepspeed.initialize(
+            model=model,
+            optimizer=optimizer,
+            model_parameters=None if optimizer is not None else [p for p in model.parameters() if p.requires_grad],
+            config=ds_config,
+            lr_scheduler=scheduler_factory,
+        )
+    return engine, engine.lr_scheduler
+
+
+@contextlib.contextmanager
+def _quiet_deepspeed_logs() -> Iterator[None]:
+    import logging
+
+    logger = logging.getLogger("DeepSpeed")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def gathered_state_dict(module: torch.nn.Module, zero_stage: int) -> dict[str, torch.Tensor]:
+    """Full (unpartitioned) copies of ``module``'s weights, on the CPU; gathers ZeRO-3 partitions."""
+    if zero_stage == 3:
+        import deepspeed
+
+        params = list(module.parameters())
+        with deepspeed.zero.GatheredParameters(params, modifier_rank=None):
+            return {name: tensor.detach().to("cpu", copy=True) for name, tensor in module.state_dict().items()}
+    return {name: tensor.detach().to("cpu", copy=True) for name, tensor in module.state_dict().items()}

@@ -1,0 +1,34 @@
+"""The ``rule`` oracle: a Bradley–Terry population of annotators over a built-in task's true utility.
+
+``P(a ≻ b) = ε + (1 − 2ε)·σ((u(a) − u(b)) / T)``: annotators prefer the response of higher utility, more
+decisively at low temperature ``T``, and a fraction ``ε`` (``label_noise``) of them label at random the
+wrong way. Deterministic: labels are drawn by the caller from a seeded generator.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from oatlike.oracles.base import Oracle
+from oatlike.tasks.base import Task
+
+
+class RuleOracle(Oracle):
+    name = "rule"
+
+    def __init__(self, task: Task, temperature: float = 0.1, label_noise: float = 0.0) -> None:
+        super().__init__()
+        self.task = task
+        self.temperature = temperature
+        self.label_noise = label_noise
+
+    def utilities(self, prompts: list[str], responses: list[str]) -> np.ndarray:
+        return np.array([self.task.utility(p, r) for p, r in zip(prompts, responses, strict=True)])
+
+    def _compare(self, prompts: list[str], responses_a: list[str], responses_b: list[str]) -> np.ndarray:
+        gap = self.utilities(prompts, responses_a) - self.utilities(prompts, responses_b)
+        preference = 1.0 / (1.0 + np.exp(-gap / self.temperature))
+        return self.label_noise + (1.0 - 2.0 * self.label_noise) * preference
+
+    def _score(self, prompts: list[str], responses: list[str]) -> np.ndarray:
+        return self.utilities(prompts, responses)

@@ -1,0 +1,106 @@
+"""Run tracking: ``metrics.jsonl``, W&B, the console progress bar and the final summary table.
+
+Every record carries ``step`` and ``oracle/queries`` (the sample-efficiency x-axis) besides its metrics,
+grouped by prefix: ``train/``, ``eval/``, ``actor/``, ``oracle/``, ``misc/``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+from tqdm.auto import tqdm
+
+from oatlike.config import TrackingConfig
+from oatlike.tracking.wandb_logger import WandbLogger
+
+PROGRESS_FIGURES = {
+    "train/loss": "loss",
+    "train/reward_accuracy": "acc",
+    "eval/win_rate": "win",
+    "eval/utility": "util",
+    "oracle/queries": "queries",
+}
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+class Tracker:
+    """Writes every record to ``metrics.jsonl`` and W&B, and keeps the console bar current."""
+
+    def __init__(self, run_dir: Path, config: TrackingConfig, run_config: dict[str, Any], total_steps: int) -> None:
+        self.run_dir = run_dir
+        self.start = time.perf_counter()
+        self.metrics_file: TextIO = open(run_dir / "metrics.jsonl", "a")  # noqa: SIM115 - closed in close()
+        self.wandb = WandbLogger(config.wandb, run_dir, run_config)
+        self.bar = tqdm(total=total_steps, desc="online alignment", unit="step", disable=not config.progress)
+        self.figures: dict[str, str] = {}
+        self.queries = 0
+
+    def log(self, step: int, metrics: dict[str, Any]) -> None:
+        """Record ``metrics`` for ``step`` (adds ``oracle/queries`` and elapsed seconds)."""
+        self.queries = int(metrics.get("oracle/queries", self.queries))
+        record = {
+            "step": step,
+            "oracle/queries": self.queries,
+            "misc/elapsed_seconds": self.elapsed(),
+            **metrics,
+        }
+        self.metrics_file.write(json.dumps({k: _json_safe(v) for k, v in record.items()}) + "\n")
+        self.metrics_file.flush()
+        self.wandb.log({k: v for k, v in record.items() if k != "step"}, step=step)
+        for key, label in PROGRESS_FIGURES.items():
+            if key in record and isinstance(record[key], int | float):
+                value = record[key]
+                self.figures[label] = f"{value:.3f}" if isinstance(value, float) else str(value)
+        self.bar.set_postfix(self.figures, refresh=False)
+
+    def advance(self) -> None:
+        self.bar.update(1)
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def message(self, text: str) -> None:
+        """Print ``text`` on the console without breaking the progress bar."""
+        self.bar.write(text)
+
+    def finish(self, summary: dict[str, Any], table: str) -> None:
+        """Write ``summary.json``, give the summary to W&B, close everything, then print ``table``."""
+        (self.run_dir / "summary.json").write_text(json.dumps({k: _json_safe(v) for k, v in summary.items()}, indent=2))
+        self.wandb.summary(summary)
+        self.close()
+        print("\n" + table, flush=True)
+
+    def close(self) -> None:
+        self.bar.close()
+        if not self.metrics_file.closed:
+            self.metrics_file.close()
+        self.wandb.close()
+
+
+def summary_table(first: dict[str, Any], last: dict[str, Any], totals: dict[str, Any]) -> str:
+    """A plain-text table of the evaluation at step 0 against the final one, then run totals."""
+    rows = [("metric", "step 0", "final", "change")]
+    for key in (
+        "eval/win_rate",
+        "eval/utility",
+        "eval/regret",
+        "eval/perfect_fraction",
+        "eval/response_length",
+    ):
+        if key in first and key in last:
+            rows.append((key, f"{first[key]:.4f}", f"{last[key]:.4f}", f"{last[key] - first[key]:+.4f}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines.append("")
+    lines.extend(f"{key}: {value}" for key, value in totals.items())
+    return "\n".join(lines)

@@ -1,0 +1,190 @@
+"""The warm start: a tiny Llama taught by SFT on a task's imperfect demonstrations, cached on disk.
+
+Online alignment starts from an SFT model. For the built-in tasks oatlike makes one itself: it trains a
+byte-level BPE tokenizer (shared by all tasks), builds the tiny Llama of the configured size, and fits it
+to the demonstrator's answers (which carry systematic mistakes, see :mod:`oatlike.tasks`), so the policy
+starts mediocre but competent. The result is a standard Hugging Face folder under the cache
+(``$OATLIKE_CACHE_DIR``, else ``$XDG_CACHE_HOME/oatlike`` or ``~/.cache/oatlike``), named by a hash of its
+recipe: a changed recipe (task options, size, SFT settings, this module's ``RECIPE_VERSION``) builds a new
+one. Builds are atomic and serialised by a file lock, so concurrent runs never see half a model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import random
+import shutil
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from filelock import FileLock
+from tqdm.auto import tqdm
+from transformers import PreTrainedTokenizerBase
+
+from oatlike.config import ModelConfig, TaskConfig, WarmStartConfig
+from oatlike.losses.logps import pack_sequences, sequence_logps
+from oatlike.models.tiny import build_tiny_llama
+from oatlike.models.tokenizer import generic_corpus, train_tokenizer
+from oatlike.tasks import ArithmeticTask, SortingTask, Task
+
+RECIPE_VERSION = 1
+TOKENIZER_VOCAB_SIZE = 1024
+
+
+def default_cache_dir() -> Path:
+    """``$OATLIKE_CACHE_DIR``, else ``$XDG_CACHE_HOME/oatlike``, else ``~/.cache/oatlike``."""
+    if os.environ.get("OATLIKE_CACHE_DIR"):
+        return Path(os.environ["OATLIKE_CACHE_DIR"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / "oatlike"
+
+
+def _digest(recipe: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _build_once(target: Path, build: Callable[[Path], None]) -> Path:
+    """Run ``build(tmp_folder)`` unless ``target`` exists, then move the result into place atomically."""
+    if (target / "config.json").exists() or (target / "tokenizer.json").exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target) + ".lock"):
+        if target.exists():
+            return target
+        scratch = target.with_name(f"{target.name}.tmp-{os.getpid()}")
+        shutil.rmtree(scratch, ignore_errors=True)
+        build(scratch)
+        os.replace(scratch, target)
+    return target
+
+
+def tokenizer_recipe() -> dict[str, Any]:
+    return {
+        "kind": "tokenizer",
+        "version": RECIPE_VERSION,
+        "vocab_size": TOKENIZER_VOCAB_SIZE,
+        "python": list(sys.version_info[:2]),  # the generic corpus is the builtins' docstrings
+    }
+
+
+def ensure_tokenizer(cache_dir: Path) -> Path:
+    """The shared tiny-model tokenizer folder, trained on first use (about 1 s)."""
+
+    def build(folder: Path) -> None:
+        corpus = ArithmeticTask().corpus() + SortingTask().corpus() + generic_corpus()
+        train_tokenizer(corpus, TOKENIZER_VOCAB_SIZE).save_pretrained(folder)
+
+    return _build_once(cache_dir / "tokenizers" / f"bpe-{_digest(tokenizer_recipe())}", build)
+
+
+def warm_start_recipe(task_config: TaskConfig, size: str, warm_start: WarmStartConfig) -> dict[str, Any]:
+    return {
+        "kind": "warm_start",
+        "version": RECIPE_VERSION,
+        "task": dataclasses.asdict(task_config),
+        "size": size,
+        "sft": dataclasses.asdict(warm_start),
+        "tokenizer": tokenizer_recipe(),
+    }
+
+
+def ensure_policy_folder(
+    model_config: ModelConfig,
+    task_config: TaskConfig,
+    task: Task | None,
+    cache_dir: Path,
+    progress: bool = True,
+) -> Path:
+    """The folder of the built-in tiny policy: warm-started on ``task`` (built on first use) or untrained."""
+    from transformers import AutoTokenizer
+
+    tokenizer_dir = ensure_tokenizer(cache_dir)
+    warm = model_config.warm_start
+    if not warm.enabled or task is None:
+        recipe = {
+            "kind": "untrained",
+            "size": model_config.size,
+            "seed": warm.seed,
+            "tokenizer": tokenizer_recipe(),
+        }
+
+        def build_untrained(folder: Path) -> None:
+            tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+            build_tiny_llama(model_config.size, tokenizer, seed=warm.seed).save_pretrained(folder)
+            tokenizer.save_pretrained(folder)
+
+        return _build_once(
+            cache_dir / "models" / f"tiny-{model_config.size}-untrained-{_digest(recipe)}", build_untrained
+        )
+
+    recipe = warm_start_recipe(task_config, model_config.size, warm)
+
+    def build(folder: Path) -> None:
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+        model = build_tiny_llama(model_config.size, tokenizer, seed=warm.seed)
+        report = supervised_fine_tune(model, tokenizer, task, warm, progress)
+        model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+        (folder / "warm_start.json").write_text(json.dumps({"recipe": recipe, **report}, indent=2))
+
+    name = f"tiny-{model_config.size}-{task_config.name}-sft-{_digest(recipe)}"
+    return _build_once(cache_dir / "models" / name, build)
+
+
+def _demonstration_batch(
+    task: Task, tokenizer: PreTrainedTokenizerBase, prompts: list[str], rng: random.Random
+) -> tuple[list[list[int]], list[list[int]]]:
+    prompt_ids = [tokenizer(p).input_ids for p in prompts]
+    response_ids = [
+        [*tokenizer(task.demonstration(p, rng), add_special_tokens=False).input_ids, tokenizer.eos_token_id]
+        for p in prompts
+    ]
+    return prompt_ids, response_ids
+
+
+def supervised_fine_tune(
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    task: Task,
+    config: WarmStartConfig,
+    progress: bool,
+) -> dict[str, Any]:
+    """SFT ``model`` on the task's demonstrations (token-averaged NLL of the responses, AdamW, linear
+    warm-up over 50 steps then linear decay to 10% of ``config.lr``). Returns a small report."""
+    rng = random.Random(config.seed)
+    torch.manual_seed(config.seed)
+    prompts = [item.text for item in task.split("train")]
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0)
+    warmup = min(50, max(1, config.steps // 10))
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min(1.0, (s + 1) / warmup) * (1.0 - 0.9 * s / max(1, config.steps))
+    )
+    model.train()
+    start, losses = time.perf_counter(), []
+    bar = tqdm(range(config.steps), desc=f"warm start: SFT on {task.name} demonstrations", disable=not progress)
+    for _ in bar:
+        prompt_ids, response_ids = _demonstration_batch(task, tokenizer, rng.sample(prompts, config.batch_size), rng)
+        packed = pack_sequences(prompt_ids, response_ids, tokenizer.pad_token_id)
+        logits = model(input_ids=packed.input_ids, attention_mask=packed.attention_mask).logits
+        loss = -sequence_logps(logits, packed.input_ids, packed.response_mask).sum() / packed.response_lengths.sum()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        losses.append(loss.item())
+        bar.set_postfix(loss=f"{statistics.fmean(losses[-20:]):.3f}")
+    model.eval()
+    return {
+        "steps": config.steps,
+        "final_loss": statistics.fmean(losses[-20:]) if losses else None,
+        "seconds": round(time.perf_counter() - start, 1),
+    }
