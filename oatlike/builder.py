@@ -25,6 +25,7 @@ from oatlike.losses import build_loss
 from oatlike.models.loading import apply_lora, load_causal_lm, load_tokenizer
 from oatlike.oracles import Oracle, build_oracle
 from oatlike.tasks import Task, build_task
+from oatlike.tasks.base import stable_seed
 from oatlike.warmstart import default_cache_dir, ensure_policy_folder
 
 
@@ -70,7 +71,9 @@ class Builder:
 
     @cached_property
     def tokenizer(self) -> PreTrainedTokenizerBase:
-        return load_tokenizer(self.config.model.tokenizer or self.policy_path)
+        model = self.config.model
+        key = "model.tokenizer" if model.tokenizer else ("model.pretrain" if model.name == "hf" else "model")
+        return load_tokenizer(model.tokenizer or self.policy_path, key=key)
 
     @cached_property
     def prompt_sets(self) -> tuple[PromptSet, PromptSet]:
@@ -107,7 +110,7 @@ class Builder:
             self.explorer(),
             self.sampling(),
             label_mode=self.config.oracle.label_mode,
-            seed=hash((self.config.seed, "actor", index)) & 0x7FFFFFFF,
+            seed=stable_seed(self.config.seed, "actor", index),
             true_utility=self.task.utility if self.task is not None else None,
         )
 

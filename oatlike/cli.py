@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
         print(help_text(overrides))
         return
     if "--markdown-help" in args:
-        print(markdown_help())
+        print(markdown_help(), end="")
         return
     error = preflight(args)
     if error:
@@ -74,13 +74,16 @@ def _run_job(cfg: DictConfig) -> Any:
 
     from oatlike.runners import run
 
+    config = load_config(cfg)
+    run_dir = Path(config.run_dir or HydraConfig.get().runtime.output_dir)
     try:
-        config = load_config(cfg)
-        run_dir = Path(config.run_dir or HydraConfig.get().runtime.output_dir)
         return run(config, run_dir)
     except OatlikeError as error:
         print(f"oatlike: error: {error}", file=sys.stderr)
         raise SystemExit(1) from None
+    except KeyboardInterrupt:
+        print(f"oatlike: interrupted; what was collected is in {run_dir}", file=sys.stderr)
+        raise SystemExit(130) from None
 
 
 def _hydra_main() -> None:
@@ -210,7 +213,7 @@ def _field_docs() -> dict[tuple[str, str], str]:
                 and isinstance(following.value, ast.Constant)
                 and isinstance(following.value.value, str)
             ):
-                docs[(node.name, statement.target.id)] = " ".join(following.value.value.split())
+                docs[(node.name, statement.target.id)] = " ".join(following.value.value.split()).replace("``", "`")
     return docs
 
 

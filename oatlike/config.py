@@ -306,7 +306,7 @@ class OracleConfig:
     label_mode: str = "sampled"
     """``sampled``: a Bernoulli draw from P(a ≻ b); ``threshold``: a wins when P(a ≻ b) > 0.5."""
     max_queries: int | None = None
-    """Stop the run cleanly (final eval, checkpoint, summary) once this many queries were made."""
+    """Query budget: the run ends cleanly (final eval, checkpoint, summary) before a step could exceed it."""
 
     def __post_init__(self) -> None:
         check_choice(self.label_mode, ("sampled", "threshold"), "label_mode")
@@ -490,7 +490,7 @@ class Config:
     """Name of the algorithm preset (set by ``algo=...``); recorded with the run."""
     seed: int = 0
     """Seed of the run (prompt order, sampling, oracle labels, initialisation)."""
-    steps: int = 100
+    steps: int = 200
     """Loop iterations: generate → select → label → learn."""
     sync_every: int = 1
     """Every N steps the behaviour policy takes the learner's weights; 0 never (the offline baseline)."""

@@ -32,6 +32,7 @@ from oatlike.types import Prompt
 log = logging.getLogger(__name__)
 
 LOCAL_FORMATS = {".json": "json", ".jsonl": "json", ".parquet": "parquet", ".csv": "csv"}
+FILE_SUFFIXES = {*LOCAL_FORMATS, ".txt", ".tsv", ".gz", ".zip", ".arrow", ".xlsx"}
 
 
 @dataclass
@@ -152,29 +153,47 @@ def _dataset_items(config: DataConfig, seed: int) -> tuple[list[PromptItem], lis
     return [x for i, x in enumerate(train) if i not in held_out], [x for i, x in enumerate(train) if i in held_out]
 
 
+def _local_files(config: DataConfig) -> list[str] | None:
+    """The local data files that ``data.path`` names, or ``None`` when it names a folder or a hub dataset.
+
+    Raises :class:`DataError` when it looks like a local path but nothing is there.
+    """
+    assert config.path is not None
+    text, path = config.path, Path(config.path).expanduser()
+    if any(ch in text for ch in "*?["):
+        files = sorted(glob.glob(str(path)))
+        if not files:
+            raise DataError(f"data.path: no file matches {text!r}")
+    elif path.is_file():
+        files = [str(path)]
+    elif path.is_dir():
+        return None
+    elif path.suffix in FILE_SUFFIXES:
+        raise DataError(f"data.path: no such file {text!r}; point it at a json/jsonl/parquet/csv file")
+    elif text.startswith((".", "/", "~")) or text.count("/") > 1:
+        raise DataError(f"data.path: no such file or folder {text!r}")
+    else:
+        return None  # a hub dataset name: owner/name
+    for file in files:
+        suffix = Path(file).suffix
+        if suffix not in LOCAL_FORMATS:
+            raise DataError(f"data.path: unsupported file type {suffix!r}; use one of {sorted(LOCAL_FORMATS)}")
+        if Path(file).stat().st_size == 0:
+            raise DataError(f"data.path: {file!r} is empty; add prompts to it")
+    return files
+
+
 def _load_dataset(config: DataConfig) -> dict[str, Any]:
     import datasets
 
     assert config.path is not None
-    path = Path(config.path).expanduser()
-    kwargs: dict[str, Any] = {}
-    if path.suffix in LOCAL_FORMATS or any(ch in config.path for ch in "*?["):
-        files = sorted(glob.glob(str(path))) if any(ch in config.path for ch in "*?[") else [str(path)]
-        if not files or not all(Path(f).is_file() for f in files):
-            raise DataError(f"data.path: no such file {config.path!r}; point it at a json/jsonl/parquet/csv file")
-        suffix = Path(files[0]).suffix
-        if suffix not in LOCAL_FORMATS:
-            raise DataError(f"data.path: unsupported file type {suffix!r}; use one of {sorted(LOCAL_FORMATS)}")
-        args: tuple[str, ...] = (LOCAL_FORMATS[suffix],)
+    files = _local_files(config)
+    kwargs: dict[str, Any] = {"name": config.subset} if config.subset else {}
+    if files is not None:
+        args: tuple[str, ...] = (LOCAL_FORMATS[Path(files[0]).suffix],)
         kwargs["data_files"] = files
-    elif path.is_dir():
-        args = (str(path),)
-    elif path.is_absolute() or config.path.startswith((".", "~")) or config.path.count("/") > 1:
-        raise DataError(f"data.path: no such file or folder {config.path!r}")
     else:
-        args = (config.path,)
-    if config.subset:
-        kwargs["name"] = config.subset
+        args = (str(Path(config.path).expanduser()) if Path(config.path).expanduser().is_dir() else config.path,)
     try:
         loaded = datasets.load_dataset(*args, **kwargs)
     except Exception as error:  # datasets raises many types (network, format, missing split)

@@ -71,7 +71,7 @@ class HFEngine(Engine):
                 "do_sample": True,
                 "temperature": params.temperature,
                 "top_p": params.top_p,
-                "top_k": params.top_k or None,
+                "top_k": params.top_k,  # 0 disables top-k (None would fall back to generate's default of 50)
             }
         )
         output = self.model.generate(

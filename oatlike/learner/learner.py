@@ -156,6 +156,7 @@ class Learner:
             )
         self.engine.backward(loss)
         boundary = self.engine.is_gradient_accumulation_boundary()
+        unclipped_norm = self._full_grad_norm() if boundary and self.config.zero_stage == 0 else None
         self.engine.step()
         if boundary:
             self.optimizer_steps += 1
@@ -172,8 +173,14 @@ class Learner:
             "logps_rejected": float(pair_logps.policy_rejected.detach()[valid].sum()) / n_valid,
         }
         if boundary:
-            stats["grad_norm"] = _finite_or_nan(self.engine.get_global_grad_norm())
+            norm = self.engine.get_global_grad_norm()
+            stats["grad_norm"] = _finite_or_nan(norm if norm is not None else unclipped_norm)
         return stats
+
+    def _full_grad_norm(self) -> float:
+        """Norm of the accumulated gradients (ZeRO-0 keeps them whole; DeepSpeed does not report it then)."""
+        norms = [torch.linalg.vector_norm(p.grad) for p in self.engine.module.parameters() if p.grad is not None]
+        return float(torch.linalg.vector_norm(torch.stack(norms))) if norms else 0.0
 
     def save(self, folder: Path, tokenizer: PreTrainedTokenizerBase) -> None:
         """Write the policy (LoRA merged) and tokenizer as a Hugging Face folder, atomically."""

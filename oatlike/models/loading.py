@@ -19,6 +19,8 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 
 
 def _load_error(key: str, name: str, error: Exception) -> ConfigError:
+    if name.startswith((".", "/", "~")) and not Path(name).expanduser().exists():
+        return ConfigError(key, f"no such folder {name!r}; give a local model folder or a hub name (owner/model)")
     where = "local folder" if Path(name).exists() else "local folder or Hugging Face hub model"
     detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     return ConfigError(key, f"cannot load {name!r} as a {where}: {detail}")

@@ -100,8 +100,14 @@ class LocalRunner:
         return self._finish(step)
 
     def _budget_spent(self) -> bool:
+        """Whether the next step could exceed ``oracle.max_queries`` (the budget is never overrun)."""
         budget = self.config.oracle.max_queries
-        return budget is not None and self.actor.oracle.queries >= budget
+        if budget is None:
+            return False
+        actor = self.config.actor
+        scores = actor.num_samples if self.actor.explorer.needs_scores else 0
+        most_next_step = actor.prompts_per_step * (1 + scores)
+        return self.actor.oracle.queries + most_next_step > budget
 
     def _step(self, step: int) -> None:
         prompts = self.stream.next(self.config.actor.prompts_per_step)

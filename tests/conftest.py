@@ -1,0 +1,58 @@
+"""Shared test setup: an offline, quiet environment and a per-checkout cache of built models.
+
+The warm-started tiny policy (about 40 s to build) is cached under ``.oatlike-cache/tests`` in the checkout
+(or ``$OATLIKE_TEST_CACHE``); a clean clone builds it once, in the first test that needs it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = Path(os.environ.get("OATLIKE_TEST_CACHE", ROOT / ".oatlike-cache" / "tests"))
+
+for key, value in {
+    "DS_ACCELERATOR": "cpu",
+    "WANDB_MODE": "disabled",
+    "HF_HUB_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    "OATLIKE_CACHE_DIR": str(CACHE),
+}.items():
+    os.environ.setdefault(key, value)
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+from transformers.utils import logging as hf_logging  # noqa: E402
+
+hf_logging.disable_progress_bar()
+
+
+@pytest.fixture(scope="session")
+def cache_dir() -> Path:
+    CACHE.mkdir(parents=True, exist_ok=True)
+    return CACHE
+
+
+@pytest.fixture(scope="session")
+def tiny_untrained(cache_dir: Path) -> Path:
+    """Folder of an untrained 1M tiny Llama with the shared tokenizer."""
+    from oatlike.config import ArithmeticTaskConfig, ModelConfig, WarmStartConfig
+    from oatlike.warmstart import ensure_policy_folder
+
+    model = ModelConfig(warm_start=WarmStartConfig(enabled=False))
+    return ensure_policy_folder(model, ArithmeticTaskConfig(), None, cache_dir, progress=False)
+
+
+@pytest.fixture(scope="session")
+def warm_policy(cache_dir: Path) -> Path:
+    """Folder of the default warm start: the 1M tiny Llama after SFT on arithmetic demonstrations."""
+    from oatlike.config import ArithmeticTaskConfig, ModelConfig
+    from oatlike.tasks import ArithmeticTask
+    from oatlike.warmstart import ensure_policy_folder
+
+    return ensure_policy_folder(ModelConfig(), ArithmeticTaskConfig(), ArithmeticTask(), cache_dir, progress=False)

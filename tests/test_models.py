@@ -1,0 +1,86 @@
+"""Tokenizer and tiny models built without a hub; loading them back; LoRA merges."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from oatlike.config import LoraConfig
+from oatlike.errors import ConfigError
+from oatlike.models.loading import apply_lora, load_causal_lm, load_tokenizer, merge_lora_state_dict
+from oatlike.models.tiny import TINY_SIZES, build_tiny_llama, tiny_llama_config
+from oatlike.models.tokenizer import train_tokenizer
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return train_tokenizer(["12+35=47", "sort 3 1 2: 1 2 3", "hello world, this is text"] * 20, vocab_size=300)
+
+
+def test_tokenizer_splits_digits_adds_bos_and_round_trips(tokenizer, tmp_path):
+    tokens = tokenizer.convert_ids_to_tokens(tokenizer("123+45=").input_ids)
+    assert tokens[0] == "<s>"
+    assert tokens[1:4] == ["1", "2", "3"]
+    assert tokenizer.decode(tokenizer("sort 12 5:").input_ids, skip_special_tokens=True) == "sort 12 5:"
+    tokenizer.save_pretrained(tmp_path)
+    reloaded = AutoTokenizer.from_pretrained(tmp_path)
+    assert reloaded("99+1=").input_ids == tokenizer("99+1=").input_ids
+    assert reloaded.pad_token == "<pad>" and reloaded.eos_token == "</s>" and reloaded.padding_side == "left"
+    chat = reloaded.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True)
+    assert chat == "<|user|>\nhi\n<|assistant|>\n"
+
+
+@pytest.mark.parametrize(("size", "low", "high"), [("1m", 0.5e6, 1.5e6), ("10m", 7e6, 13e6), ("50m", 40e6, 60e6)])
+def test_tiny_sizes(tokenizer, size, low, high):
+    config = tiny_llama_config(size, tokenizer)
+    spec = TINY_SIZES[size]
+    assert config.hidden_size == spec.hidden_size and config.vocab_size % 64 == 0
+    embeddings = 2 * 1024 * spec.hidden_size  # the shared tokenizer has 1024 tokens
+    per_layer = 4 * spec.hidden_size**2 + 3 * spec.hidden_size * spec.intermediate_size
+    approx = embeddings + spec.num_hidden_layers * per_layer
+    assert low <= approx <= high
+
+
+def test_tiny_model_builds_deterministically_and_reloads(tokenizer, tmp_path):
+    a, b = build_tiny_llama("1m", tokenizer, seed=3), build_tiny_llama("1m", tokenizer, seed=3)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
+    a.save_pretrained(tmp_path)
+    reloaded = AutoModelForCausalLM.from_pretrained(tmp_path)
+    ids = torch.tensor([tokenizer("1+2=").input_ids])
+    torch.testing.assert_close(reloaded(ids).logits, a(ids).logits)
+
+
+def test_loading_errors_name_the_key(tmp_path):
+    with pytest.raises(ConfigError, match=r"model.pretrain: no such folder .*nowhere"):
+        load_causal_lm(str(tmp_path / "nowhere"))
+    with pytest.raises(ConfigError, match=r"model.pretrain: cannot load 'someone/model' as a local folder or Hugging"):
+        load_causal_lm("someone/model")
+    with pytest.raises(ConfigError, match=r"model.tokenizer: cannot load"):
+        load_tokenizer(str(tmp_path))
+
+
+def test_lora_merge_equals_peft_merge_and_unload(tiny_untrained):
+    model = load_causal_lm(str(tiny_untrained))
+    peft_model = apply_lora(model, LoraConfig(enabled=True, r=4, alpha=8, target_modules=["q_proj", "down_proj"]))
+    with torch.no_grad():
+        for name, param in peft_model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 0.1)  # PEFT initialises B at zero; make the merge non-trivial
+    merged = merge_lora_state_dict(peft_model.state_dict(), scaling=8 / 4)
+    reference = peft_model.merge_and_unload().state_dict()
+    assert merged.keys() == reference.keys()
+    for key in reference:
+        torch.testing.assert_close(merged[key], reference[key], atol=1e-6, rtol=0)
+
+
+def test_lora_merge_on_hand_computed_matrices():
+    state = {
+        "base_model.model.proj.base_layer.weight": torch.zeros(2, 2),
+        "base_model.model.proj.lora_A.default.weight": torch.tensor([[1.0, 2.0]]),
+        "base_model.model.proj.lora_B.default.weight": torch.tensor([[1.0], [0.5]]),
+        "base_model.model.head.weight": torch.ones(1),
+    }
+    merged = merge_lora_state_dict(state, scaling=2.0)
+    torch.testing.assert_close(merged["proj.weight"], torch.tensor([[2.0, 4.0], [1.0, 2.0]]))
+    assert torch.equal(merged["head.weight"], torch.ones(1))

@@ -1,0 +1,75 @@
+"""The warm start: built once, cached by recipe, mediocre but competent."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+
+import torch
+
+from oatlike.config import ArithmeticTaskConfig, ModelConfig, SortingTaskConfig, WarmStartConfig
+from oatlike.engines import HFEngine, SamplingParams
+from oatlike.models.loading import load_causal_lm, load_tokenizer
+from oatlike.tasks import ArithmeticTask, SortingTask
+from oatlike.warmstart import default_cache_dir, ensure_policy_folder, ensure_tokenizer
+
+
+def greedy_utility(folder, task) -> float:
+    engine = HFEngine(load_causal_lm(str(folder)), load_tokenizer(str(folder)))
+    prompts = task.split("eval")
+    answers = engine.generate(
+        [engine.tokenizer(p.text).input_ids for p in prompts], SamplingParams(greedy=True, max_new_tokens=24)
+    )
+    return statistics.mean(task.utility(p.text, a[0].text) for p, a in zip(prompts, answers, strict=True))
+
+
+def test_default_warm_start_is_mediocre_but_competent(warm_policy, tiny_untrained):
+    report = json.loads((warm_policy / "warm_start.json").read_text())
+    assert report["steps"] == 1000 and report["final_loss"] < 1.0
+    task = ArithmeticTask()
+    trained = greedy_utility(warm_policy, task)
+    untrained = greedy_utility(tiny_untrained, task)
+    reference = statistics.mean(task.utility(p.text, p.reference) for p in task.split("eval"))
+    assert untrained < 0.2
+    assert 0.7 < trained < 0.95  # it learned the demonstrator, mistakes included
+    assert abs(trained - reference) < 0.1
+
+
+def test_cached_by_recipe_and_built_atomically(tmp_path):
+    model = ModelConfig(warm_start=WarmStartConfig(steps=20, batch_size=8))
+    start = time.perf_counter()
+    first = ensure_policy_folder(model, SortingTaskConfig(), SortingTask(), tmp_path, progress=False)
+    built_seconds = time.perf_counter() - start
+    assert {"config.json", "model.safetensors", "tokenizer.json", "warm_start.json"} <= {
+        p.name for p in first.iterdir()
+    }
+    start = time.perf_counter()
+    again = ensure_policy_folder(model, SortingTaskConfig(), SortingTask(), tmp_path, progress=False)
+    assert again == first and time.perf_counter() - start < built_seconds
+    changed = ModelConfig(warm_start=WarmStartConfig(steps=21, batch_size=8))
+    other = ensure_policy_folder(changed, SortingTaskConfig(), SortingTask(), tmp_path, progress=False)
+    assert other != first
+    task_changed = ensure_policy_folder(
+        model, SortingTaskConfig(max_value=30), SortingTask(max_value=30), tmp_path, False
+    )
+    assert task_changed not in (first, other)
+    leftovers = [p.name for p in (tmp_path / "models").iterdir() if ".tmp-" in p.name]
+    assert not leftovers
+    assert ensure_tokenizer(tmp_path) == ensure_tokenizer(tmp_path)
+
+
+def test_warm_start_is_deterministic(tmp_path):
+    model = ModelConfig(warm_start=WarmStartConfig(steps=5, batch_size=4))
+    a = ensure_policy_folder(model, ArithmeticTaskConfig(), ArithmeticTask(), tmp_path / "a", progress=False)
+    b = ensure_policy_folder(model, ArithmeticTaskConfig(), ArithmeticTask(), tmp_path / "b", progress=False)
+    wa, wb = load_causal_lm(str(a)).state_dict(), load_causal_lm(str(b)).state_dict()
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_cache_location_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("OATLIKE_CACHE_DIR", str(tmp_path / "c"))
+    assert default_cache_dir() == tmp_path / "c"
+    monkeypatch.delenv("OATLIKE_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_cache_dir() == tmp_path / "xdg" / "oatlike"
