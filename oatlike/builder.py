@@ -14,13 +14,14 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from oatlike.actors import Actor
-from oatlike.config import Config
+from oatlike.config import Config, VLLMEngineConfig
 from oatlike.data import PromptSet, load_prompt_sets
 from oatlike.engines import Engine, HFEngine, SamplingParams
 from oatlike.errors import ConfigError
 from oatlike.eval import Evaluator
 from oatlike.exploration import Explorer, build_explorer
 from oatlike.learner import Learner
+from oatlike.learner.ds import World
 from oatlike.losses import build_loss
 from oatlike.models.loading import apply_lora, load_causal_lm, load_tokenizer
 from oatlike.oracles import Oracle, build_oracle
@@ -101,7 +102,13 @@ class Builder:
         return load_causal_lm(self.policy_path, self.config.model.dtype)
 
     def engine(self) -> Engine:
-        return HFEngine(self.policy_model(), self.tokenizer, self.device, self.config.engine.max_batch_size)
+        """A generation engine holding a fresh copy of the initial policy (``engine=hf|vllm``)."""
+        engine = self.config.engine
+        if isinstance(engine, VLLMEngineConfig):
+            from oatlike.engines.vllm_engine import VLLMEngine
+
+            return VLLMEngine(self.policy_path, self.tokenizer, engine, self.device, self.config.seed)
+        return HFEngine(self.policy_model(), self.tokenizer, self.device, engine.max_batch_size)
 
     def actor(self, index: int = 0, engine: Engine | None = None) -> Actor:
         return Actor(
@@ -115,15 +122,15 @@ class Builder:
         )
 
     def total_optimizer_steps(self) -> int:
-        """Optimizer steps over the run (the buffer fills up during the first steps)."""
+        """Optimizer steps over the run (the buffer fills up during the first steps; ranks step together)."""
         cfg = self.config
         per_step = cfg.actor.prompts_per_step
+        global_batch = cfg.learner.train_batch_size * cfg.learner.num
         return sum(
-            cfg.learner.epochs * (min(t * per_step, cfg.buffer_size) // cfg.learner.train_batch_size)
-            for t in range(1, cfg.steps + 1)
+            cfg.learner.epochs * (min(t * per_step, cfg.buffer_size) // global_batch) for t in range(1, cfg.steps + 1)
         )
 
-    def learner(self) -> Learner:
+    def learner(self, world: World | None = None) -> Learner:
         cfg = self.config
         loss = build_loss(cfg.loss.name, **cfg.loss.options())
         model = self.policy_model()
@@ -137,10 +144,11 @@ class Builder:
             reference,
             loss,
             pad_token_id=int(self.tokenizer.pad_token_id),
-            buffer_size=cfg.buffer_size,
+            buffer_size=cfg.buffer_size // cfg.learner.num,
             total_optimizer_steps=self.total_optimizer_steps(),
             device=self.device,
-            seed=cfg.seed,
+            seed=cfg.seed + (world.rank if world else 0),  # rank 0: the run seed, as in one process
+            world=world,
         )
 
     def evaluator(self, out_dir: Path | None, engine: Engine | None = None) -> Evaluator:

@@ -45,7 +45,7 @@ register_configs()
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``oatlike`` console script."""
-    args = list(sys.argv[1:] if argv is None else argv)
+    args = [_dict_override(arg) for arg in (sys.argv[1:] if argv is None else argv)]
     if "-h" in args or "--help" in args:
         overrides = [a for a in args if a not in ("-h", "--help") and not a.startswith("-")]
         print(help_text(overrides))
@@ -67,6 +67,15 @@ def _quiet_libraries() -> None:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
+
+
+def _dict_override(arg: str) -> str:
+    """``key={a: 1}`` sets a dict-valued key (``++key=...``): Hydra would merge it into the (struct) empty
+    dict and refuse the new sub-keys. Unknown keys are still rejected by the schema check."""
+    key, sep, value = arg.partition("=")
+    if sep and value.lstrip().startswith("{") and not key.startswith(("+", "~", "-")):
+        return "++" + arg
+    return arg
 
 
 def _run_job(cfg: DictConfig) -> Any:
@@ -126,7 +135,8 @@ def preflight(args: list[str]) -> str | None:
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
 
-    overrides = [a for a in args if not a.startswith("-") and not a.startswith(("hydra.", "hydra/", "+hydra"))]
+    args = [_dict_override(arg) for arg in args]
+    overrides = [a for a in args if not a.startswith(("-", "hydra.", "hydra/", "+hydra"))]
     try:
         variants = _override_variants(overrides)
     except HydraException as error:

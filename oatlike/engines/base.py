@@ -42,3 +42,10 @@ class Engine(ABC):
     @abstractmethod
     def load_weights(self, state_dict: Mapping[str, torch.Tensor], version: int) -> None:
         """Replace the policy's weights (names as in the base model's ``state_dict``) and set the version."""
+
+    @abstractmethod
+    def sequence_logps(self, prompt_ids: list[list[int]], response_ids: list[list[int]]) -> list[float]:
+        """Summed log-probs of each response given its prompt under the engine's weights (the sync probe)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook: most engines hold nothing to release
+        """Release the engine's memory and processes."""

@@ -8,6 +8,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from oatlike.engines.base import Engine, SamplingParams
+from oatlike.losses.logps import model_sequence_logps, pack_sequences
 from oatlike.types import Generation
 
 
@@ -104,6 +105,14 @@ class HFEngine(Engine):
         if params.greedy and params.n > 1:
             grouped = [group * params.n for group in grouped]
         return grouped
+
+    @torch.no_grad()
+    def sequence_logps(self, prompt_ids: list[list[int]], response_ids: list[list[int]]) -> list[float]:
+        packed = pack_sequences(prompt_ids, response_ids, self.pad_token_id)
+        packed.input_ids = packed.input_ids.to(self.device)
+        packed.attention_mask = packed.attention_mask.to(self.device)
+        packed.response_mask = packed.response_mask.to(self.device)
+        return model_sequence_logps(self.model, packed).tolist()
 
     @torch.no_grad()
     def load_weights(self, state_dict: Mapping[str, torch.Tensor], version: int) -> None:

@@ -43,6 +43,7 @@ class Evaluator:
         self.out_dir = out_dir
         self.references = [p.reference for p in prompts]
         self.has_references = all(r is not None for r in self.references)
+        self.last_records: list[dict[str, Any]] = []
 
     def evaluate(
         self, step: int, weights: Mapping[str, torch.Tensor] | None = None, version: int = 0
@@ -79,17 +80,19 @@ class Evaluator:
             for record, probability in zip(records, probabilities, strict=True):
                 record["win_probability"] = float(probability)
         metrics["eval/seconds"] = time.perf_counter() - start
+        self.last_records = records
         if self.out_dir is not None:
-            self._save(step, records)
+            save_generations(self.out_dir, step, records)
         return metrics
 
     def _utilities(self, prompts: list[str], responses: list[str]) -> np.ndarray:
         assert self.task is not None
         return np.array([self.task.utility(p, r) for p, r in zip(prompts, responses, strict=True)])
 
-    def _save(self, step: int, records: list[dict[str, Any]]) -> None:
-        assert self.out_dir is not None
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.out_dir / f"step_{step:06d}.jsonl", "w") as handle:
-            for record in records:
-                handle.write(json.dumps(record) + "\n")
+
+def save_generations(out_dir: Path, step: int, records: list[dict[str, Any]]) -> None:
+    """Write one evaluation's records to ``out_dir/step_NNNNNN.jsonl``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / f"step_{step:06d}.jsonl", "w") as handle:
+        for record in records:
+            handle.write(json.dumps(record) + "\n")

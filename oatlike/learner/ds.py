@@ -14,6 +14,7 @@ import os
 import socket
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,18 +30,38 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def prepare_environment(device: torch.device, rank: int = 0, world_size: int = 1) -> None:
-    """Set the variables DeepSpeed reads (only those the user has not set)."""
+@dataclass(frozen=True)
+class World:
+    """This process's place in the learner's DeepSpeed world (rendezvous at ``master_addr:master_port``)."""
+
+    rank: int = 0
+    size: int = 1
+    master_addr: str = "127.0.0.1"
+    master_port: int = 0
+
+
+def prepare_environment(device: torch.device, world: World) -> None:
+    """Set the variables DeepSpeed reads and, for a world of one, make its process group without a port.
+
+    A world of one needs no rendezvous: its process group lives on an in-memory store, so concurrent runs
+    on one machine never race for a port. Larger worlds meet at ``world.master_addr:world.master_port``.
+    """
     if device.type == "cpu":
         os.environ.setdefault("DS_ACCELERATOR", "cpu")
     # One extension build folder per virtual environment: venvs sharing one rebuild each other's ops.
     os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(Path(sys.prefix) / "torch_extensions"))
-    if world_size == 1:
-        os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
-        os.environ.setdefault("MASTER_PORT", str(free_port()))
-        os.environ.setdefault("RANK", str(rank))
-        os.environ.setdefault("LOCAL_RANK", "0")
-        os.environ.setdefault("WORLD_SIZE", "1")
+    os.environ.update(
+        RANK=str(world.rank),
+        WORLD_SIZE=str(world.size),
+        LOCAL_RANK="0",
+        MASTER_ADDR=world.master_addr,
+        MASTER_PORT=str(world.master_port or free_port()),
+    )
+    import torch.distributed as dist
+
+    if world.size == 1 and not dist.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        dist.init_process_group(backend, store=dist.HashStore(), rank=0, world_size=1)
 
 
 def build_ds_config(config: LearnerConfig, device: torch.device) -> dict[str, Any]:
@@ -72,13 +93,14 @@ def initialize(
     device: torch.device,
     optimizer: torch.optim.Optimizer | None,
     scheduler_factory: Any,
+    world: World,
 ) -> tuple[Any, Any]:
     """``(engine, scheduler)``: the model wrapped in a DeepSpeed engine with its optimizer and LR schedule.
 
     ``scheduler_factory(optimizer)`` builds the LR schedule once DeepSpeed has made the optimizer (the
-    engine steps it at every optimizer step).
+    engine steps it at every optimizer step). With ``world.size > 1`` every rank must call this at once.
     """
-    prepare_environment(device)
+    prepare_environment(device, world)
     import deepspeed
 
     if device.type == "cpu" and not config.cpu_shm_allreduce:

@@ -46,6 +46,7 @@ class Learner:
         total_optimizer_steps: int,
         device: torch.device,
         seed: int = 0,
+        world: ds.World | None = None,
     ) -> None:
         if loss.needs_reference and reference is None:
             raise ValueError(f"the {loss.name} loss needs a reference model")
@@ -75,7 +76,8 @@ class Learner:
                 num_training_steps=max(1, total_optimizer_steps),
             )
 
-        self.engine, self.scheduler = ds.initialize(policy, config, device, optimizer, make_scheduler)
+        self.world = world or ds.World()
+        self.engine, self.scheduler = ds.initialize(policy, config, device, optimizer, make_scheduler, self.world)
 
     @property
     def policy(self) -> torch.nn.Module:
@@ -183,8 +185,13 @@ class Learner:
         return float(torch.linalg.vector_norm(torch.stack(norms))) if norms else 0.0
 
     def save(self, folder: Path, tokenizer: PreTrainedTokenizerBase) -> None:
-        """Write the policy (LoRA merged) and tokenizer as a Hugging Face folder, atomically."""
+        """Write the policy (LoRA merged) and tokenizer as a Hugging Face folder, atomically.
+
+        Every rank must call it (gathering ZeRO-3 partitions is collective); rank 0 writes.
+        """
         weights = self.weights()
+        if self.world.rank != 0:
+            return
         policy: Any = self.policy
         base = policy.get_base_model() if hasattr(policy, "get_base_model") else policy
         scratch = folder.with_name(folder.name + ".tmp")
@@ -193,6 +200,19 @@ class Learner:
         tokenizer.save_pretrained(scratch)
         shutil.rmtree(folder, ignore_errors=True)
         scratch.rename(folder)
+
+    @torch.no_grad()
+    def sequence_logps(self, prompt_ids: list[list[int]], response_ids: list[list[int]]) -> list[float]:
+        """Summed response log-probs under the policy as trained (the sync probe). Collective under ZeRO-3."""
+        packed = pack_sequences(prompt_ids, response_ids, self.pad_token_id)
+        packed.input_ids = packed.input_ids.to(self.device)
+        packed.attention_mask = packed.attention_mask.to(self.device)
+        packed.response_mask = packed.response_mask.to(self.device)
+        was_training = self.engine.training
+        self.engine.eval()
+        logps = model_sequence_logps(self.engine, packed).tolist()
+        self.engine.train(was_training)
+        return logps
 
     def weights(self) -> dict[str, torch.Tensor]:
         """The policy's full weights for the actors: gathered (ZeRO-3), LoRA merged, base-model names."""

@@ -1,4 +1,4 @@
-"""Runners: ``local`` (one process); see :mod:`oatlike.runners.local`."""
+"""Runners: ``local`` (one process) and ``ray`` (Ray actors); both run :class:`~oatlike.runners.base.Runner`'s loop."""
 
 from __future__ import annotations
 
@@ -15,7 +15,11 @@ def run(config: Config, run_dir: Path) -> dict[str, Any]:
         from oatlike.runners.local import run_local
 
         return run_local(config, run_dir)
-    raise ConfigError("runner.name", f"unknown runner {config.runner.name!r}; choose local")
+    if config.runner.name == "ray":
+        from oatlike.runners.ray_runner import run_ray
+
+        return run_ray(config, run_dir)
+    raise ConfigError("runner.name", f"unknown runner {config.runner.name!r}; choose local or ray")
 
 
 __all__ = ["run"]
