@@ -108,10 +108,7 @@ class HFEngine(Engine):
 
     @torch.no_grad()
     def sequence_logps(self, prompt_ids: list[list[int]], response_ids: list[list[int]]) -> list[float]:
-        packed = pack_sequences(prompt_ids, response_ids, self.pad_token_id)
-        packed.input_ids = packed.input_ids.to(self.device)
-        packed.attention_mask = packed.attention_mask.to(self.device)
-        packed.response_mask = packed.response_mask.to(self.device)
+        packed = pack_sequences(prompt_ids, response_ids, self.pad_token_id).to(self.device)
         return model_sequence_logps(self.model, packed).tolist()
 
     @torch.no_grad()

@@ -6,15 +6,17 @@ actors and lets new weights be handed over as tensors: :meth:`VLLMEngine.load_we
 ``reload_weights`` with an iterator of ``(name, tensor)`` (the CPU build repacks its linear weights after
 loading, so a plain ``load_weights`` on the live model does not work there). Where the engine runs its
 workers in other processes (tensor parallelism on GPUs), the weights go through a safetensors folder and
-``reload_weights(weights_path=...)`` instead.
+``reload_weights(weights_path=...)`` instead. With ``engine.enable_sleep_mode`` (actors and learner on the
+same GPUs) the engine sleeps between calls and wakes only to generate or load weights.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import torch
@@ -92,6 +94,10 @@ class VLLMEngine(Engine):
                 enable_sleep_mode=config.enable_sleep_mode,
             )
         self.llm: Any = LLM(**options)  # vLLM is optional: its types stay out of the type check
+        self.sleep_mode = config.enable_sleep_mode
+        self.sleeping = False
+        if self.sleep_mode:
+            self.sleep()  # collocated: hold GPU memory only while generating or loading weights
         self.tokenizer = tokenizer
         self.max_batch_size = config.max_batch_size
         self.in_process = os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] == "0" and config.tensor_parallel_size == 1
@@ -111,9 +117,22 @@ class VLLMEngine(Engine):
             logprobs=0 if params.logprobs else None,
         )
 
+    @contextlib.contextmanager
+    def _awake(self) -> Iterator[None]:
+        """With sleep mode on, wake the engine for the duration of a call and free the GPU after it."""
+        if self.sleeping:
+            self.llm.wake_up()
+            self.sleeping = False
+        try:
+            yield
+        finally:
+            if self.sleep_mode:
+                self.sleep()
+
     def generate(self, prompt_token_ids: list[list[int]], params: SamplingParams) -> list[list[Generation]]:
         requests = [{"prompt_token_ids": ids} for ids in prompt_token_ids]
-        outputs = self.llm.generate(requests, self._sampling(params), use_tqdm=False)
+        with self._awake():
+            outputs = self.llm.generate(requests, self._sampling(params), use_tqdm=False)
         results = []
         for output in outputs:
             group = [
@@ -129,23 +148,26 @@ class VLLMEngine(Engine):
         return results
 
     def load_weights(self, state_dict: Mapping[str, torch.Tensor], version: int) -> None:
-        if self.in_process:
-            items = list(state_dict.items())
-            self.llm.collective_rpc(lambda worker: worker.reload_weights(weights_iterator=iter(items)))
-        else:
-            from safetensors.torch import save_file
+        with self._awake():
+            if self.in_process:
+                items = list(state_dict.items())
+                self.llm.collective_rpc(lambda worker: worker.reload_weights(weights_iterator=iter(items)))
+            else:
+                from safetensors.torch import save_file
 
-            with tempfile.TemporaryDirectory(prefix="oatlike-weights-") as folder:
-                save_file({k: v.contiguous() for k, v in state_dict.items()}, os.path.join(folder, "model.safetensors"))
-                self.llm.collective_rpc("reload_weights", kwargs={"weights_path": folder})
-        self.llm.reset_prefix_cache()
+                with tempfile.TemporaryDirectory(prefix="oatlike-weights-") as folder:
+                    tensors = {k: v.contiguous() for k, v in state_dict.items()}
+                    save_file(tensors, os.path.join(folder, "model.safetensors"))
+                    self.llm.collective_rpc("reload_weights", kwargs={"weights_path": folder})
+            self.llm.reset_prefix_cache()
         self.weights_version = version
 
     def sequence_logps(self, prompt_ids: list[list[int]], response_ids: list[list[int]]) -> list[float]:
         from vllm import SamplingParams as VLLMSamplingParams
 
         requests = [{"prompt_token_ids": p + r} for p, r in zip(prompt_ids, response_ids, strict=True)]
-        outputs = self.llm.generate(requests, VLLMSamplingParams(max_tokens=1, prompt_logprobs=0), use_tqdm=False)
+        with self._awake():
+            outputs = self.llm.generate(requests, VLLMSamplingParams(max_tokens=1, prompt_logprobs=0), use_tqdm=False)
         totals = []
         for output, prompt, response in zip(outputs, prompt_ids, response_ids, strict=True):
             positions = range(len(prompt), len(prompt) + len(response))
@@ -154,11 +176,9 @@ class VLLMEngine(Engine):
         return totals
 
     def sleep(self) -> None:
-        """Free the engine's GPU memory while the learner trains on the same GPUs (sleep mode)."""
+        """Free the engine's GPU memory (weights to CPU, KV cache dropped) while the learner trains."""
         self.llm.sleep(level=1)
-
-    def wake_up(self) -> None:
-        self.llm.wake_up()
+        self.sleeping = True
 
     def close(self) -> None:
         del self.llm

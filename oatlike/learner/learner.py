@@ -127,9 +127,7 @@ class Learner:
         """Chosen and rejected summed log-probs ``[B]`` under ``model`` (one forward pass over 2·B
         right-padded sequences), and the ``[2B]`` response lengths."""
         packed = pack_sequences(part.prompt_ids * 2, part.chosen_ids + part.rejected_ids, self.pad_token_id)
-        packed.input_ids = packed.input_ids.to(self.device)
-        packed.attention_mask = packed.attention_mask.to(self.device)
-        packed.response_mask = packed.response_mask.to(self.device)
+        packed = packed.to(self.device)
         logps = model_sequence_logps(model, packed)
         size = len(part)
         return logps[:size], logps[size:], packed.response_lengths.to(torch.float32)
@@ -204,10 +202,7 @@ class Learner:
     @torch.no_grad()
     def sequence_logps(self, prompt_ids: list[list[int]], response_ids: list[list[int]]) -> list[float]:
         """Summed response log-probs under the policy as trained (the sync probe). Collective under ZeRO-3."""
-        packed = pack_sequences(prompt_ids, response_ids, self.pad_token_id)
-        packed.input_ids = packed.input_ids.to(self.device)
-        packed.attention_mask = packed.attention_mask.to(self.device)
-        packed.response_mask = packed.response_mask.to(self.device)
+        packed = pack_sequences(prompt_ids, response_ids, self.pad_token_id).to(self.device)
         was_training = self.engine.training
         self.engine.eval()
         logps = model_sequence_logps(self.engine, packed).tolist()

@@ -38,6 +38,15 @@ class PackedSequences:
     response_mask: torch.Tensor  # [B, T]
     response_lengths: torch.Tensor  # [B] number of response tokens (the mask's row sums)
 
+    def to(self, device: torch.device | str) -> PackedSequences:
+        """The same sequences with the model inputs on ``device`` (lengths stay where they are)."""
+        return PackedSequences(
+            self.input_ids.to(device),
+            self.attention_mask.to(device),
+            self.response_mask.to(device),
+            self.response_lengths,
+        )
+
 
 def pack_sequences(prompt_ids: list[list[int]], response_ids: list[list[int]], pad_token_id: int) -> PackedSequences:
     """Concatenate each prompt with its response and right-pad the batch."""
