@@ -26,7 +26,7 @@ from omegaconf import OmegaConf
 from oatlike.builder import Builder
 from oatlike.config import Config
 from oatlike.data import PromptStream
-from oatlike.errors import NonFiniteLossError
+from oatlike.errors import NonFiniteLossError, OracleError
 from oatlike.tracking import Tracker, summary_table
 from oatlike.types import PreferenceBatch
 
@@ -91,6 +91,15 @@ class LocalRunner:
             self._save_checkpoint("last")
             self.tracker.close()
             raise
+        except OracleError as error:
+            self.stop_reason = "oracle failed"
+            self.tracker.message(f"stopping at step {step}: the oracle failed; saving what was collected")
+            self._save_checkpoint("last")
+            self.tracker.close()
+            raise OracleError(
+                f"{error}; the run stopped at step {step}, its metrics and policy (checkpoints/last) are in "
+                f"{self.run_dir}"
+            ) from None
         except KeyboardInterrupt:
             self.stop_reason = "interrupted"
             self.tracker.message("interrupted: saving the policy and metrics collected so far")
