@@ -239,7 +239,7 @@ def config_keys(cfg: DictConfig, prefix: str = "") -> list[tuple[str, str, str]]
     for key in cfg:
         path = f"{prefix}{key!s}"
         child = cfg._get_node(key)
-        if isinstance(child, DictConfig):
+        if isinstance(child, DictConfig) and not child._is_none() and len(child):  # null and {} are leaves
             rows.extend(config_keys(child, path + "."))
         else:
             value = OmegaConf.to_container(child) if isinstance(child, ListConfig) else cfg[key]
@@ -297,7 +297,23 @@ def markdown_help() -> str:
         "Options of other groups add their own keys (for example `task=sorting` adds `task.max_length`);",
         "`oatlike <group>=<option> --help` lists them.",
     ]
+    lines += _option_keys_markdown("oracle", "`eval.oracle=<option>` takes the same keys as `eval.oracle.<key>`")
     return "\n".join(lines) + "\n"
+
+
+def _option_keys_markdown(group: str, note: str) -> list[str]:
+    """A section per option of ``group`` (but the default) with the keys it adds or sets differently."""
+    default = {key: value for key, value, _ in config_keys(_composed([]))}
+    lines = ["", f"## `{group}=` options", "", f"Keys that each option adds or sets differently; {note}."]
+    for option in _group_options(group):
+        rows = [
+            (key, value, doc)
+            for key, value, doc in config_keys(_composed([f"{group}={option}"]))
+            if key.startswith(f"{group}.") and key != f"{group}.name" and default.get(key) != value
+        ]
+        if key_rows := [f"| `{key}` | `{value}` | {doc} |" for key, value, doc in rows]:
+            lines += ["", f"### `{group}={option}`", "", "| key | default | meaning |", "|---|---|---|", *key_rows]
+    return lines
 
 
 # ------------------------------------------------------------------------------ shorthands, serve-oracle
