@@ -31,11 +31,11 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import numpy as np
 import torch
-from transformers import AutoTokenizer, DebertaV2Config, LlamaForSequenceClassification
+from transformers import AutoTokenizer, LlamaForSequenceClassification
 
 from oatlike.models.tiny import tiny_llama_config
 from oatlike.oracles import Oracle, RuleOracle
-from oatlike.oracles.pairrm import MARKERS, PairRMModel, PairRMOracle
+from oatlike.oracles.pairrm import PairRMOracle, random_pairrm
 from oatlike.oracles.reward_model import RewardModelOracle
 from oatlike.tasks import ArithmeticTask
 from oatlike.warmstart import ensure_tokenizer
@@ -64,23 +64,7 @@ def oracle_builders(tokenizer_dir: Path) -> dict[str, Callable[[], Oracle]]:
 
     def pairrm() -> Oracle:
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-        tokenizer.add_tokens(list(MARKERS))
-        config = DebertaV2Config(
-            vocab_size=len(tokenizer),
-            hidden_size=256,
-            num_hidden_layers=4,
-            num_attention_heads=4,
-            intermediate_size=1024,
-            relative_attention=True,
-            position_buckets=256,
-            pos_att_type=["p2c", "c2p"],
-            norm_rel_ebd="layer_norm",
-            share_att_key=True,
-            position_biased_input=False,
-            pad_token_id=tokenizer.pad_token_id,
-        )
-        torch.manual_seed(0)
-        return PairRMOracle(PairRMModel(config), tokenizer)
+        return PairRMOracle(random_pairrm(tokenizer, hidden_size=256, num_layers=4, num_heads=4), tokenizer)
 
     return {
         "rule": lambda: RuleOracle(ArithmeticTask()),
@@ -107,7 +91,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as cache:
         builders = oracle_builders(ensure_tokenizer(Path(cache)))
         data = workload(args.pairs)
-        print(f"{args.pairs} comparisons per measurement, median of {args.repeats}, torch threads {torch.get_num_threads()}")
+        threads = torch.get_num_threads()
+        print(f"{args.pairs} comparisons per measurement, median of {args.repeats}, torch threads {threads}")
         print("| oracle | batch size | queries/s | vs batch size 1 |")
         print("|---|---|---|---|")
         for kind in args.kinds or list(builders):

@@ -335,7 +335,23 @@ class RuleOracleConfig(OracleConfig):
 
 
 @dataclass
-class RewardModelOracleConfig(OracleConfig):
+class ModelOracleConfig(OracleConfig):
+    """An oracle computed by a local model on the run's device."""
+
+    temperature: float = 1.0
+    """Bradley–Terry temperature: P(a ≻ b) = σ(gap / temperature); the gap is r(a) − r(b) for a reward
+    model, the logit l(a, b) − l(b, a) for PairRM (what llm-blender's ``compare`` returns)."""
+    dtype: str = "float32"
+    """Model dtype: float32, bfloat16 or float16."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.temperature > 0, "temperature", f"must be > 0, got {self.temperature}")
+        check_choice(self.dtype, ("float32", "bfloat16", "float16"), "dtype")
+
+
+@dataclass
+class RewardModelOracleConfig(ModelOracleConfig):
     name: str = "reward_model"
     model: str | None = None
     """Hub name or local folder of an ``AutoModelForSequenceClassification`` with one output (the reward)."""
@@ -346,22 +362,16 @@ class RewardModelOracleConfig(OracleConfig):
     reward models were trained); false: the prompt text followed by the response text."""
     max_length: int = 1024
     """Longest reward-model input in tokens; longer inputs lose their start, so the response is kept."""
-    temperature: float = 1.0
-    """Bradley–Terry temperature: P(a ≻ b) = σ((r(a) − r(b)) / temperature)."""
-    dtype: str = "float32"
-    """Reward model dtype: float32, bfloat16 or float16."""
     batch_size: int = 32
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check(bool(self.model), "model", "oracle=reward_model needs oracle.model=<hub name or local folder>")
         check(self.max_length >= 8, "max_length", f"must be >= 8, got {self.max_length}")
-        check(self.temperature > 0, "temperature", f"must be > 0, got {self.temperature}")
-        check_choice(self.dtype, ("float32", "bfloat16", "float16"), "dtype")
 
 
 @dataclass
-class PairRMOracleConfig(OracleConfig):
+class PairRMOracleConfig(ModelOracleConfig):
     name: str = "pairrm"
     model: str = "llm-blender/PairRM-hf"
     """PairRM checkpoint: hub name or folder, in the PairRM-hf format (config.json + safetensors + tokenizer)
@@ -374,18 +384,12 @@ class PairRMOracleConfig(OracleConfig):
     """Most tokens of each response, plus half of what the prompt leaves unused (PairRM's setting)."""
     both_orders: bool = True
     """Compare (a, b) and (b, a) and combine them, cancelling position bias (llm-blender's default)."""
-    temperature: float = 1.0
-    """P(a ≻ b) = σ(logit / temperature), logit = l(a, b) − l(b, a) as llm-blender's ``compare`` returns."""
-    dtype: str = "float32"
-    """Model dtype: float32, bfloat16 or float16."""
     batch_size: int = 8
 
     def __post_init__(self) -> None:
         super().__post_init__()
         for key in ("source_max_length", "candidate_max_length"):
             check(getattr(self, key) >= 8, key, f"must be >= 8, got {getattr(self, key)}")
-        check(self.temperature > 0, "temperature", f"must be > 0, got {self.temperature}")
-        check_choice(self.dtype, ("float32", "bfloat16", "float16"), "dtype")
 
 
 @dataclass

@@ -213,35 +213,19 @@ def tiny_pairrm_checkpoints(root: Path, seed: int = 0) -> dict[str, Path]:
     safetensors, tokenizer with the markers); ``original``: like llm-blender/PairRM (``pytorch_model.bin`` and
     a RankerConfig); ``backbone``: the DeBERTa config and tokenizer without markers (microsoft/deberta-v3-large's role).
     """
-    from transformers import DebertaV2Config, PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast
 
-    from oatlike.oracles.pairrm import MARKERS, PairRMModel
+    from oatlike.oracles.pairrm import MARKERS, random_pairrm
 
     backbone = root / "backbone"
     tiny_deberta_tokenizer(backbone)
     tokenizer = PreTrainedTokenizerFast.from_pretrained(backbone)
-    tokenizer.add_tokens(list(MARKERS))  # llm-blender's collator adds them in this order
-    config = DebertaV2Config(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=512,
-        relative_attention=True,
-        position_buckets=64,
-        pos_att_type=["p2c", "c2p"],
-        norm_rel_ebd="layer_norm",
-        share_att_key=True,
-        position_biased_input=False,
-        pad_token_id=tokenizer.pad_token_id,
-        initializer_range=0.5,  # random states that differ between positions, so the head sees differences
-    )
-    config.save_pretrained(backbone)
-    config.n_tasks, config.drop_out = 1, 0.05
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        model = PairRMModel(config)
+    # large random weights, so that states differ between positions and the head sees differences
+    model = random_pairrm(tokenizer, initializer_range=0.5, seed=seed)  # adds the markers in llm-blender's order
+    backbone_config = model.config.to_dict()
+    for key in ("n_tasks", "drop_out", "architectures"):
+        backbone_config.pop(key, None)
+    (backbone / "config.json").write_text(json.dumps(backbone_config, indent=2))
     hf = root / "hf"
     model.save_pretrained(hf)
     tokenizer.save_pretrained(hf)

@@ -277,15 +277,17 @@ def vllm_importable() -> bool:
 
 @pytest.fixture(scope="module")
 def vllm_server(tmp_path_factory, tiny_untrained):
-    """`vllm serve` (the CPU build) of the tiny untrained Llama, as an OpenAI-compatible endpoint on loopback."""
+    """vLLM's OpenAI-compatible server (what `vllm serve` runs; the CPU build) of the tiny untrained Llama."""
     if not vllm_importable():
         pytest.skip("vLLM is not importable in this environment (install the cpu-vllm extra to run this test)")
     port = free_port()
     log = tmp_path_factory.mktemp("vllm") / "vllm.log"
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1", "VLLM_LOGGING_LEVEL": "WARNING"}
-    command = [str(Path(sys.executable).parent / "vllm"), "serve", str(tiny_untrained), "--port", str(port),
-               "--host", "127.0.0.1", "--served-model-name", "tiny-judge", "--max-model-len", "512",
-               "--dtype", "float32", "--enforce-eager"]  # fmt: skip
+    # the module rather than the `vllm serve` script: vllm-cpu's script looks up the version of a package
+    # named "vllm", which the CPU build (package vllm-cpu) does not register
+    command = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(tiny_untrained),
+               "--port", str(port), "--host", "127.0.0.1", "--served-model-name", "tiny-judge",
+               "--max-model-len", "512", "--dtype", "float32", "--enforce-eager"]  # fmt: skip
     with open(log, "w") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     url = f"http://127.0.0.1:{port}/v1"

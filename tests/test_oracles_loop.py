@@ -62,7 +62,7 @@ def test_pairrm_in_the_online_loop(tmp_path, pairrm, checkpoint_format):
 def test_pairwise_oracle_with_a_scoring_explorer_is_a_config_error(tmp_path, pairrm):
     config = make_config(tmp_path, "oracle=pairrm", f"oracle.model={pairrm['hf']}", "explore=best_worst")
     with pytest.raises(
-        ConfigError, match="^explore: explore=best_worst needs pointwise scores, which oracle=pairrm does not give"
+        ConfigError, match=r"^explore: explore=best_worst needs pointwise scores, which oracle=pairrm does not give"
     ):
         run(config, tmp_path)
 

@@ -124,7 +124,9 @@ def test_serve_oracle_command_line_errors(tmp_path):
         result = subprocess.run(
             [str(BIN), "serve-oracle", *args], cwd=tmp_path, capture_output=True, text=True, timeout=300
         )
-        assert result.returncode == 2 and result.stderr.count("\n") == 1 and result.stderr.startswith(message), result.stderr
+        assert result.returncode == 2 and result.stderr.count("\n") == 1 and result.stderr.startswith(message), (
+            result.stderr
+        )
     help_text = subprocess.run([str(BIN), "serve-oracle", "--help"], capture_output=True, text=True, timeout=300).stdout
     assert (
         "usage: oatlike serve-oracle" in help_text

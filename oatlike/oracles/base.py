@@ -31,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
+import torch
 
 
 def bradley_terry(gap: np.ndarray, temperature: float = 1.0) -> np.ndarray:
@@ -135,6 +136,29 @@ class Oracle(ABC):
                 "retries": self.retries,
                 **self.counters,
             }
+
+
+class ModelOracle(Oracle):
+    """An oracle computed by a local model (a reward model, PairRM) on one device, in evaluation mode.
+
+    ``P(a ≻ b) = σ(gap / temperature)`` where the kind defines the gap (a reward difference, a logit).
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        tokenizer: Any,
+        device: torch.device | str = "cpu",
+        temperature: float = 1.0,
+        batch_size: int | None = None,
+        concurrency: int = 1,
+    ) -> None:
+        super().__init__(batch_size, concurrency)
+        self.device = torch.device(device)
+        torch.nn.Module.to(model, self.device)  # (transformers' typed `to` accepts no device)
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.temperature = temperature
 
 
 def draw_labels(probabilities: np.ndarray, mode: str, rng: np.random.Generator) -> np.ndarray:

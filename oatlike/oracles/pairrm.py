@@ -44,7 +44,7 @@ from transformers.models.deberta_v2.modeling_deberta_v2 import DebertaV2Model, D
 from oatlike.config import PairRMOracleConfig
 from oatlike.errors import ConfigError
 from oatlike.models.loading import DTYPES, load_tokenizer
-from oatlike.oracles.base import Oracle, bradley_terry
+from oatlike.oracles.base import ModelOracle, bradley_terry
 
 SOURCE_MARKER = "<|source|>"
 CANDIDATE1_MARKER = "<|candidate1|>"
@@ -85,6 +85,38 @@ class PairRMModel(DebertaV2PreTrainedModel):
         first_scores = self.head_layer(torch.cat([source, first], dim=-1))
         second_scores = self.head_layer(torch.cat([source, second], dim=-1))
         return (first_scores - second_scores).mean(dim=-1)
+
+
+def random_pairrm(
+    tokenizer: PreTrainedTokenizerBase,
+    hidden_size: int = 32,
+    num_layers: int = 2,
+    num_heads: int = 2,
+    initializer_range: float = 0.02,
+    seed: int = 0,
+) -> PairRMModel:
+    """A randomly initialised PairRM of DeBERTa-v3's design on ``tokenizer`` (markers added), for tests and
+    benchmarks where the real weights cannot be had."""
+    _with_markers(tokenizer)
+    config = DebertaV2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=num_heads,
+        intermediate_size=4 * hidden_size,
+        max_position_embeddings=512,
+        relative_attention=True,  # DeBERTa-v3's disentangled attention, as in deberta-v3-large
+        pos_att_type=["p2c", "c2p"],
+        position_biased_input=False,
+        pad_token_id=tokenizer.pad_token_id,
+        initializer_range=initializer_range,
+    )
+    # DeBERTa-v3's relative-position settings, read by DeBERTa-v2's modules when present
+    config.position_buckets, config.norm_rel_ebd, config.share_att_key = 256, "layer_norm", True
+    config.n_tasks, config.drop_out = 1, 0.05
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return PairRMModel(config)
 
 
 def _is_original_format(folder: Path) -> bool:
@@ -144,7 +176,7 @@ def load_pairrm(
     return model, tokenizer
 
 
-class PairRMOracle(Oracle):
+class PairRMOracle(ModelOracle):
     name = "pairrm"
 
     def __init__(
@@ -152,22 +184,17 @@ class PairRMOracle(Oracle):
         model: PairRMModel,
         tokenizer: PreTrainedTokenizerBase,
         device: torch.device | str = "cpu",
-        source_max_length: int = 1224,
-        candidate_max_length: int = 412,
-        both_orders: bool = True,
         temperature: float = 1.0,
         batch_size: int | None = 8,
         concurrency: int = 1,
+        source_max_length: int = 1224,
+        candidate_max_length: int = 412,
+        both_orders: bool = True,
     ) -> None:
-        super().__init__(batch_size, concurrency)
-        self.device = torch.device(device)
-        torch.nn.Module.to(model, self.device)  # (transformers' typed `to` accepts no device)
-        self.model = model.eval()
-        self.tokenizer = tokenizer
+        super().__init__(model, tokenizer, device, temperature, batch_size, concurrency)
         self.source_max_length = source_max_length
         self.candidate_max_length = candidate_max_length
         self.both_orders = both_orders
-        self.temperature = temperature
         source, first, second = (int(tokenizer.convert_tokens_to_ids(m)) for m in MARKERS[:3])  # type: ignore[arg-type]
         self.marker_ids = (source, first, second)
         # text that would tokenise to a marker or a separator must not reach the model
@@ -182,12 +209,12 @@ class PairRMOracle(Oracle):
             model,
             tokenizer,
             device,
-            config.source_max_length,
-            config.candidate_max_length,
-            config.both_orders,
             config.temperature,
             config.batch_size,
             config.concurrency,
+            source_max_length=config.source_max_length,
+            candidate_max_length=config.candidate_max_length,
+            both_orders=config.both_orders,
         )
 
     def _clean(self, text: str) -> str:

@@ -20,10 +20,10 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from oatlike.config import RewardModelOracleConfig
 from oatlike.errors import ConfigError
 from oatlike.models.loading import load_sequence_classifier, load_tokenizer
-from oatlike.oracles.base import Oracle, bradley_terry
+from oatlike.oracles.base import ModelOracle, bradley_terry
 
 
-class RewardModelOracle(Oracle):
+class RewardModelOracle(ModelOracle):
     name = "reward_model"
 
     def __init__(
@@ -31,26 +31,21 @@ class RewardModelOracle(Oracle):
         model: PreTrainedModel,
         tokenizer: PreTrainedTokenizerBase,
         device: torch.device | str = "cpu",
-        chat_template: bool = False,
-        max_length: int = 1024,
         temperature: float = 1.0,
         batch_size: int | None = 32,
         concurrency: int = 1,
+        chat_template: bool = False,
+        max_length: int = 1024,
     ) -> None:
-        super().__init__(batch_size, concurrency)
-        self.device = torch.device(device)
-        torch.nn.Module.to(model, self.device)  # (transformers' typed `to` accepts no device)
-        self.model = model.eval()
-        self.tokenizer = tokenizer
+        super().__init__(model, tokenizer, device, temperature, batch_size, concurrency)
         self.chat_template = chat_template
         self.max_length = max_length
-        self.temperature = temperature
         tokenizer.padding_side = "right"
         tokenizer.truncation_side = "left"  # keep the response, which is what is judged
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
         # sequence classifiers read the logit at the last token that is not padding
-        self.model.config.pad_token_id = tokenizer.pad_token_id
+        model.config.pad_token_id = tokenizer.pad_token_id
 
     @classmethod
     def from_config(
@@ -71,11 +66,11 @@ class RewardModelOracle(Oracle):
             model,
             tokenizer,
             device,
-            config.chat_template,
-            config.max_length,
             config.temperature,
             config.batch_size,
             config.concurrency,
+            chat_template=config.chat_template,
+            max_length=config.max_length,
         )
 
     def format(self, prompt: str, response: str) -> str:
