@@ -299,20 +299,14 @@ def train_reward_model(
 
 
 def candidates(task: Any, prompt: str, rng: random.Random) -> list[str]:
-    """Responses of every quality for ``prompt``, so that no shortcut (a longer or larger number) ranks them."""
+    """Responses of every quality for ``prompt``, balanced so that no shortcut ranks them: for every digit
+    that is too small there is one too large, and answers of the wrong length."""
     best = task.best_response(prompt)
-    slipped = list(best)
-    slipped[rng.randrange(len(slipped))] = str(rng.randrange(10))
+    if not best.isdigit():  # tasks whose answers are not numbers: the demonstrator's mistakes only
+        return [best, task.demonstration(prompt, rng), task.demonstration(prompt, rng)]
+    value, step = int(best), rng.choice([1, 10])
     wrong_length = str(rng.randrange(10 ** rng.randrange(1, 5)))
-    near = str(max(0, int(best) + rng.choice([-11, -10, -1, 1, 10, 11]))) if best.isdigit() else best[::-1]
-    return [
-        best,
-        task.demonstration(prompt, rng),
-        task.demonstration(prompt, rng),
-        "".join(slipped),
-        near,
-        wrong_length,
-    ]
+    return [best, task.demonstration(prompt, rng), str(value + step), str(max(0, value - step)), wrong_length]
 
 
 # ------------------------------------------------------------------------------ serve-oracle process

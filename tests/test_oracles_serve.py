@@ -7,6 +7,7 @@ developer's cluster); the tests stop it, and everything it started, when they en
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import time
 import urllib.error
@@ -127,6 +128,15 @@ def test_serve_oracle_command_line_errors(tmp_path):
         assert result.returncode == 2 and result.stderr.count("\n") == 1 and result.stderr.startswith(message), (
             result.stderr
         )
+    with socket.socket() as taken:  # a port in use: one line before Ray starts
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [str(BIN), "serve-oracle", f"serve.port={port}"], capture_output=True, text=True, timeout=300
+        )
+    assert result.returncode == 1 and result.stderr.startswith(
+        f"oatlike: error: serve.port: cannot listen on 127.0.0.1:{port}"
+    )
     help_text = subprocess.run([str(BIN), "serve-oracle", "--help"], capture_output=True, text=True, timeout=300).stdout
     assert (
         "usage: oatlike serve-oracle" in help_text

@@ -25,6 +25,7 @@ import itertools
 import logging
 import math
 import signal
+import socket
 import threading
 from typing import Any
 
@@ -35,6 +36,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from oatlike.config import Config
+from oatlike.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -120,9 +122,21 @@ def oracle_app(config: Config) -> serve.Application:
     return deployment.bind(config)  # type: ignore[attr-defined]
 
 
+def _check_port_free(host: str, port: int) -> None:
+    """A one-line error now, rather than a proxy that cannot bind after Ray has started."""
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise ConfigError(
+                "serve.port", f"cannot listen on {host}:{port} ({error.strerror}); choose another"
+            ) from None
+
+
 def start(config: Config) -> str:
     """Start Ray (local, or ``serve.ray_address``) and the served oracle; returns its URL."""
     settings = config.serve
+    _check_port_free(settings.host, settings.port)
     if settings.ray_address:
         ray.init(address=settings.ray_address, log_to_driver=False)
     else:
@@ -139,7 +153,9 @@ def start(config: Config) -> str:
 
 
 def stop() -> None:
-    """Stop the served oracle and the Ray this process started or joined."""
+    """Stop the served oracle and the Ray this process started or joined (nothing if none was)."""
+    if not ray.is_initialized():  # serve.shutdown() would start a Ray only to find nothing to stop
+        return
     try:
         serve.shutdown()
     finally:
