@@ -81,8 +81,19 @@ class Builder:
         """``(train, eval)`` prompts, encoded."""
         return load_prompt_sets(self.config.data, self.task, self.tokenizer, self.config.seed)
 
+    @cached_property
+    def _oracle(self) -> Oracle:
+        return build_oracle(self.config.oracle, self.task, self.device, cache_dir=self.cache_dir)
+
     def oracle(self) -> Oracle:
-        return build_oracle(self.config.oracle, self.task)
+        """The training oracle, with its own counters (built once; copies share its model and cache)."""
+        return self._oracle.fork()
+
+    def eval_oracle(self) -> Oracle:
+        """The evaluation oracle (``eval.oracle``, by default the training one) with counters of its own."""
+        if self.config.eval.oracle is None:
+            return self.oracle()
+        return build_oracle(self.config.eval.oracle, self.task, self.device, "eval.oracle", self.cache_dir)
 
     def explorer(self) -> Explorer:
         return build_explorer(self.config.explore)
@@ -111,10 +122,17 @@ class Builder:
         return HFEngine(self.policy_model(), self.tokenizer, self.device, engine.max_batch_size)
 
     def actor(self, index: int = 0, engine: Engine | None = None) -> Actor:
+        oracle, explorer = self.oracle(), self.explorer()
+        if explorer.needs_scores and not oracle.has_score:
+            raise ConfigError(
+                "explore",
+                f"explore={explorer.name} needs pointwise scores, which oracle={oracle.name} does not give; "
+                "choose a pairwise explorer (explore=passive) or a scoring oracle (rule, reward_model)",
+            )
         return Actor(
             engine or self.engine(),
-            self.oracle(),
-            self.explorer(),
+            oracle,
+            explorer,
             self.sampling(),
             label_mode=self.config.oracle.label_mode,
             seed=stable_seed(self.config.seed, "actor", index),
@@ -157,7 +175,7 @@ class Builder:
             engine or self.engine(),
             self.prompt_sets[1].prompts,
             cfg.eval.max_new_tokens or cfg.actor.max_new_tokens,
-            oracle=self.oracle(),
+            oracle=self.eval_oracle(),
             task=self.task,
             out_dir=out_dir if cfg.eval.save_generations else None,
         )

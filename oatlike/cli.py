@@ -38,6 +38,8 @@ examples:
   oatlike sync_every=0                        the offline baseline (the sampler never takes new weights)
   oatlike model.size=10m learner.zero_stage=2 a larger tiny model, ZeRO-2
   oatlike -m algo=dpo,ipo,simpo seed=0,1,2    a sweep (Hydra multirun), runs under runs/multirun/
+  oatlike oracle=pairrm eval.oracle=rule      PairRM labels the pairs; the task's utility judges evaluation
+  oatlike serve-oracle oracle=pairrm          serve an oracle over HTTP (oatlike serve-oracle --help)
 """
 
 register_configs()
@@ -45,7 +47,11 @@ register_configs()
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``oatlike`` console script."""
-    args = [_dict_override(arg) for arg in (sys.argv[1:] if argv is None else argv)]
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == [SERVE_ORACLE]:
+        serve_oracle_main(args[1:])
+        return
+    args = expand_shorthands(args)
     if "-h" in args or "--help" in args:
         overrides = [a for a in args if a not in ("-h", "--help") and not a.startswith("-")]
         print(help_text(overrides))
@@ -135,8 +141,8 @@ def preflight(args: list[str]) -> str | None:
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
 
-    args = [_dict_override(arg) for arg in args]
-    overrides = [a for a in args if not a.startswith(("-", "hydra.", "hydra/", "+hydra"))]
+    args = expand_shorthands(args)
+    overrides = [a for a in args if not a.startswith("-") and not a.startswith(("hydra.", "hydra/", "+hydra"))]
     try:
         variants = _override_variants(overrides)
     except HydraException as error:
@@ -242,7 +248,7 @@ def config_keys(cfg: DictConfig, prefix: str = "") -> list[tuple[str, str, str]]
     for key in cfg:
         path = f"{prefix}{key!s}"
         child = cfg._get_node(key)
-        if isinstance(child, DictConfig):
+        if isinstance(child, DictConfig) and not child._is_none() and len(child):  # null and {} are leaves
             rows.extend(config_keys(child, path + "."))
         else:
             value = OmegaConf.to_container(child) if isinstance(child, ListConfig) else cfg[key]
@@ -259,7 +265,7 @@ def _composed(overrides: list[str]) -> DictConfig:
 
 def help_text(overrides: list[str]) -> str:
     """``oatlike --help``: usage, examples, config groups and every key with its value and meaning."""
-    cfg = _composed(overrides)
+    cfg = _composed(expand_shorthands(overrides))
     lines = [
         "usage: oatlike [group=option ...] [key=value ...] [-m] [--cfg job] [--help]",
         "",
@@ -300,7 +306,94 @@ def markdown_help() -> str:
         "Options of other groups add their own keys (for example `task=sorting` adds `task.max_length`);",
         "`oatlike <group>=<option> --help` lists them.",
     ]
+    lines += _option_keys_markdown("oracle", "`eval.oracle=<option>` takes the same keys as `eval.oracle.<key>`")
     return "\n".join(lines) + "\n"
+
+
+def _option_keys_markdown(group: str, note: str) -> list[str]:
+    """A section per option of ``group`` (but the default) with the keys it adds or sets differently."""
+    default = {key: value for key, value, _ in config_keys(_composed([]))}
+    lines = ["", f"## `{group}=` options", "", f"Keys that each option adds or sets differently; {note}."]
+    for option in _group_options(group):
+        rows = [
+            (key, value, doc)
+            for key, value, doc in config_keys(_composed([f"{group}={option}"]))
+            if key.startswith(f"{group}.") and key != f"{group}.name" and default.get(key) != value
+        ]
+        if key_rows := [f"| `{key}` | `{value}` | {doc} |" for key, value, doc in rows]:
+            lines += ["", f"### `{group}={option}`", "", "| key | default | meaning |", "|---|---|---|", *key_rows]
+    return lines
+
+
+# ------------------------------------------------------------------------------ shorthands, serve-oracle
+
+SHORTHAND_GROUPS = {"eval.oracle": "oracle@eval.oracle"}
+"""``key=option`` that selects a group option into another key; Hydra spells it ``group@key=option``."""
+
+
+def expand_shorthands(args: list[str]) -> list[str]:
+    """``eval.oracle=judge`` → ``oracle@eval.oracle=judge`` (the oracle group, placed at eval.oracle), and
+    ``key={...}`` → ``++key={...}`` (see :func:`_dict_override`)."""
+    expanded = []
+    for arg in args:
+        key, equals, value = arg.partition("=")
+        prefix = key[: len(key) - len(key.lstrip("+~"))]
+        if equals and key.lstrip("+~") in SHORTHAND_GROUPS:
+            arg = f"{prefix}{SHORTHAND_GROUPS[key.lstrip('+~')]}={value}"
+        expanded.append(_dict_override(arg))
+    return expanded
+
+
+SERVE_ORACLE = "serve-oracle"
+SERVE_EXAMPLES = """\
+examples:
+  oatlike serve-oracle oracle=reward_model oracle.model=/path/to/rm serve.port=8000 serve.replicas=2
+  oatlike serve-oracle oracle=rule task=sorting serve.host=0.0.0.0
+  oatlike serve-oracle oracle=pairrm serve.ray_address=auto serve.gpus_per_replica=1
+then train against it:
+  oatlike oracle=remote oracle.url=http://127.0.0.1:8000
+"""
+
+
+def serve_help_text(overrides: list[str]) -> str:
+    """``oatlike serve-oracle --help``: usage and the keys that matter to a served oracle."""
+    lines = [
+        f"usage: oatlike {SERVE_ORACLE} [oracle=option] [task=option] [key=value ...] [--help]",
+        "",
+        "Serve the configured oracle over HTTP with Ray Serve (dynamic batching, replicas, local Ray or a",
+        "cluster) until Ctrl-C. The protocol is documented in oatlike/oracles/serve.py.",
+        "",
+        SERVE_EXAMPLES,
+        f"oracle options: {', '.join(_group_options('oracle'))}",
+        "",
+        "keys (values after the overrides given):",
+    ]
+    for key, value, doc in config_keys(_composed(overrides)):
+        if key.startswith(("oracle.", "serve.", "task.", "device", "cache_dir")):
+            lines.append(f"  {key} = {value}")
+            lines.extend([f"      {doc}"] if doc else [])
+    return "\n".join(lines)
+
+
+def serve_oracle_main(args: list[str]) -> None:
+    """``oatlike serve-oracle key=value ...``: serve ``oracle`` until Ctrl-C (errors: one line, as a run's)."""
+    if "-h" in args or "--help" in args:
+        print(serve_help_text([a for a in args if not a.startswith("-")]))
+        return
+    flags = [a for a in args if a.startswith("-")]
+    error = f"{SERVE_ORACLE} takes key=value overrides only, not {flags[0]}" if flags else preflight(args)
+    if error:
+        print(f"oatlike: error: {error}", file=sys.stderr)
+        raise SystemExit(2)
+    config = load_config(_composed(expand_shorthands(args)))
+    _quiet_libraries()
+    from oatlike.oracles.serve import serve_until_stopped
+
+    try:
+        serve_until_stopped(config, announce=lambda line: print(line, flush=True))
+    except OatlikeError as error:
+        print(f"oatlike: error: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

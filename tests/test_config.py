@@ -17,6 +17,9 @@ NEEDS = {
     ("model", "hf"): ["model.pretrain=some/model"],
     ("data", "files"): ["data.path=prompts.jsonl"],
     ("task", "none"): ["data=files", "data.path=p.jsonl", "model.warm_start.enabled=false", "oracle=rule"],
+    ("oracle", "reward_model"): ["oracle.model=some/reward-model"],
+    ("oracle", "judge"): ["oracle.model=some-judge"],
+    ("oracle", "remote"): ["oracle.url=http://127.0.0.1:8000"],
 }
 
 

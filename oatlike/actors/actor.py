@@ -116,6 +116,7 @@ class Actor:
             "oracle/queries": self.oracle.queries,
             "oracle/seconds": self.oracle.seconds,
         }
+        metrics.update({f"oracle/{name}": value for name, value in self.oracle.metrics().items()})
         if self.true_utility is not None:
             utilities = np.array(
                 [

@@ -76,7 +76,7 @@ class Evaluator:
         if self.oracle is not None and self.has_references:
             probabilities = self.oracle.compare(texts, [a.text for a in answers], self.references)  # type: ignore[arg-type]
             metrics["eval/win_rate"] = float(probabilities.mean())
-            metrics["eval/oracle_queries"] = self.oracle.queries
+            metrics.update({f"eval/oracle_{name}": value for name, value in self.oracle.metrics().items()})
             for record, probability in zip(records, probabilities, strict=True):
                 record["win_probability"] = float(probability)
         metrics["eval/seconds"] = time.perf_counter() - start

@@ -8,9 +8,16 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (
+    AutoModelForCausalLM,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
 from oatlike.config import LoraConfig
 from oatlike.errors import ConfigError
@@ -38,13 +45,21 @@ def load_tokenizer(name_or_path: str, key: str = "model.tokenizer") -> PreTraine
     return tokenizer
 
 
-def load_causal_lm(name_or_path: str, dtype: str = "float32", key: str = "model.pretrain") -> PreTrainedModel:
-    """``AutoModelForCausalLM.from_pretrained`` with a one-line error naming the config key."""
+def _from_pretrained(auto_class: Any, name_or_path: str, dtype: str, key: str) -> PreTrainedModel:
     try:
-        model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=DTYPES[dtype])
+        return auto_class.from_pretrained(name_or_path, dtype=DTYPES[dtype])
     except (OSError, ValueError) as error:
         raise _load_error(key, name_or_path, error) from None
-    return model
+
+
+def load_causal_lm(name_or_path: str, dtype: str = "float32", key: str = "model.pretrain") -> PreTrainedModel:
+    """``AutoModelForCausalLM.from_pretrained`` with a one-line error naming the config key."""
+    return _from_pretrained(AutoModelForCausalLM, name_or_path, dtype, key)
+
+
+def load_sequence_classifier(name_or_path: str, dtype: str = "float32", key: str = "oracle.model") -> PreTrainedModel:
+    """``AutoModelForSequenceClassification.from_pretrained`` (a reward model) with a one-line error naming ``key``."""
+    return _from_pretrained(AutoModelForSequenceClassification, name_or_path, dtype, key)
 
 
 def apply_lora(model: PreTrainedModel, config: LoraConfig) -> torch.nn.Module:

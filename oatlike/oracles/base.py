@@ -4,15 +4,39 @@ An :class:`Oracle` answers ``compare(prompts, a, b)`` with the probability that 
 ``score(prompts, responses)`` where a pointwise reward exists. Every compared pair and every scored
 response is one *query*: the oracle's counter is the x-axis of every sample-efficiency plot, so nothing
 else may call an oracle without it being counted. :func:`draw_labels` turns probabilities into labels.
+
+The base class owns what every kind shares: it splits a call into chunks of ``batch_size`` (one model
+forward, one HTTP request), runs up to ``concurrency`` chunks at once on threads (servers and APIs
+answer in parallel; a local model on a CPU does not gain from it), and keeps the per-call metrics
+logged under ``oracle/`` (training) and ``eval/oracle_`` (evaluation):
+
+* ``queries`` — pairs compared plus responses scored (the budget's unit; a cache hit is still a query);
+* ``calls``, ``seconds``, ``latency_seconds`` — calls to ``compare``/``score``, their total and mean time;
+* ``cache_hits`` — answers served from a cache instead of the model or endpoint;
+* ``failures`` — answers the oracle could not give (malformed judge replies after retries: a tie, 0.5);
+* ``retries`` — requests repeated after a transport error or a malformed reply;
+
+plus counters of each kind (the judge's tokens and cost). Implementations override ``_compare`` (and
+``_score``) on one chunk; they may be called from several threads at once when ``concurrency > 1``.
 """
 
 from __future__ import annotations
 
+import copy
+import threading
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
+import torch
+
+
+def bradley_terry(gap: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """``σ(gap / temperature)``: the Bradley–Terry probability that the first item wins (Bradley & Terry 1952)."""
+    return 1.0 / (1.0 + np.exp(-np.asarray(gap, dtype=np.float64) / temperature))
 
 
 class Oracle(ABC):
@@ -20,31 +44,62 @@ class Oracle(ABC):
 
     name: str
 
-    def __init__(self) -> None:
+    def __init__(self, batch_size: int | None = None, concurrency: int = 1) -> None:
+        self.batch_size = batch_size
+        self.concurrency = max(1, concurrency)
+        self._reset_counters()
+
+    def _reset_counters(self) -> None:
+        self._lock = threading.Lock()
         self.queries = 0
+        self.calls = 0
         self.seconds = 0.0
+        self.cache_hits = 0
+        self.failures = 0
+        self.retries = 0
+        self.counters: dict[str, float] = {}
+        """Counters of this kind of oracle (for example the judge's tokens), logged with the others."""
+
+    def count(self, name: str, amount: float = 1) -> None:
+        """Add ``amount`` to a counter (thread-safe): a built-in one (``cache_hits``) or a kind's own."""
+        with self._lock:
+            if name in ("cache_hits", "failures", "retries"):
+                setattr(self, name, getattr(self, name) + int(amount))
+            else:
+                self.counters[name] = self.counters.get(name, 0) + amount
 
     def compare(self, prompts: list[str], responses_a: list[str], responses_b: list[str]) -> np.ndarray:
         """``[M]`` probability that ``responses_a[i]`` is preferred to ``responses_b[i]`` for ``prompts[i]``."""
         if not len(prompts) == len(responses_a) == len(responses_b):
             raise ValueError(f"compare got {len(prompts)} prompts, {len(responses_a)} a's and {len(responses_b)} b's")
-        if not prompts:
-            return np.zeros(0)
-        start = time.perf_counter()
-        probabilities = np.asarray(self._compare(prompts, responses_a, responses_b), dtype=np.float64)
-        self.seconds += time.perf_counter() - start
-        self.queries += len(prompts)
-        return probabilities
+        return self._counted(len(prompts), lambda s: self._compare(prompts[s], responses_a[s], responses_b[s]))
 
     def score(self, prompts: list[str], responses: list[str]) -> np.ndarray:
         """``[M]`` pointwise reward of each response (one query each); ``NotImplementedError`` if none exists."""
-        if not prompts:
+        if len(prompts) != len(responses):
+            raise ValueError(f"score got {len(prompts)} prompts and {len(responses)} responses")
+        return self._counted(len(prompts), lambda s: self._score(prompts[s], responses[s]))
+
+    def _counted(self, size: int, answer: Callable[[slice], Sequence[float] | np.ndarray]) -> np.ndarray:
+        """Answer ``size`` queries chunk by chunk (``concurrency`` chunks at once), timed and counted."""
+        if size == 0:
             return np.zeros(0)
         start = time.perf_counter()
-        scores = np.asarray(self._score(prompts, responses), dtype=np.float64)
-        self.seconds += time.perf_counter() - start
-        self.queries += len(prompts)
-        return scores
+        step = self.batch_size or size
+        chunks = [slice(i, min(i + step, size)) for i in range(0, size, step)]
+        if self.concurrency == 1 or len(chunks) == 1:
+            parts = [answer(chunk) for chunk in chunks]
+        else:
+            with ThreadPoolExecutor(max_workers=min(self.concurrency, len(chunks))) as pool:
+                parts = list(pool.map(answer, chunks))
+        values = np.concatenate([np.asarray(part, dtype=np.float64).reshape(-1) for part in parts])
+        if values.shape != (size,):
+            raise RuntimeError(f"the {self.name} oracle answered {values.size} values for {size} queries")
+        with self._lock:
+            self.seconds += time.perf_counter() - start
+            self.queries += size
+            self.calls += 1
+        return values
 
     @property
     def has_score(self) -> bool:
@@ -52,13 +107,58 @@ class Oracle(ABC):
         return type(self)._score is not Oracle._score
 
     @abstractmethod
-    def _compare(self, prompts: list[str], responses_a: list[str], responses_b: list[str]) -> np.ndarray: ...
+    def _compare(self, prompts: list[str], responses_a: list[str], responses_b: list[str]) -> np.ndarray:
+        """One chunk of :meth:`compare` (at most ``batch_size`` pairs)."""
 
     def _score(self, prompts: list[str], responses: list[str]) -> np.ndarray:
         raise NotImplementedError(f"the {self.name} oracle has no pointwise score; use a pairwise explorer")
 
+    def fork(self) -> Oracle:
+        """The same oracle with counters of its own, sharing its model, connection and cache.
+
+        The evaluation oracle is by default a fork of the training oracle: no second copy of a reward
+        model in memory, and evaluation queries never count against the training budget.
+        """
+        twin = copy.copy(self)
+        twin._reset_counters()
+        return twin
+
     def metrics(self) -> dict[str, Any]:
-        return {"queries": self.queries, "seconds": self.seconds}
+        """The counters, by name (logged as ``oracle/<name>`` and ``eval/oracle_<name>``)."""
+        with self._lock:
+            return {
+                "queries": self.queries,
+                "calls": self.calls,
+                "seconds": self.seconds,
+                "latency_seconds": self.seconds / self.calls if self.calls else 0.0,
+                "cache_hits": self.cache_hits,
+                "failures": self.failures,
+                "retries": self.retries,
+                **self.counters,
+            }
+
+
+class ModelOracle(Oracle):
+    """An oracle computed by a local model (a reward model, PairRM) on one device, in evaluation mode.
+
+    ``P(a ≻ b) = σ(gap / temperature)`` where the kind defines the gap (a reward difference, a logit).
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        tokenizer: Any,
+        device: torch.device | str = "cpu",
+        temperature: float = 1.0,
+        batch_size: int | None = None,
+        concurrency: int = 1,
+    ) -> None:
+        super().__init__(batch_size, concurrency)
+        self.device = torch.device(device)
+        torch.nn.Module.to(model, self.device)  # (transformers' typed `to` accepts no device)
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.temperature = temperature
 
 
 def draw_labels(probabilities: np.ndarray, mode: str, rng: np.random.Generator) -> np.ndarray:

@@ -9,26 +9,37 @@ from __future__ import annotations
 
 import numpy as np
 
-from oatlike.oracles.base import Oracle
+from oatlike.config import RuleOracleConfig
+from oatlike.oracles.base import Oracle, bradley_terry
 from oatlike.tasks.base import Task
 
 
 class RuleOracle(Oracle):
     name = "rule"
 
-    def __init__(self, task: Task, temperature: float = 0.1, label_noise: float = 0.0) -> None:
-        super().__init__()
+    def __init__(
+        self,
+        task: Task,
+        temperature: float = 0.1,
+        label_noise: float = 0.0,
+        batch_size: int | None = None,
+        concurrency: int = 1,
+    ) -> None:
+        super().__init__(batch_size, concurrency)
         self.task = task
         self.temperature = temperature
         self.label_noise = label_noise
+
+    @classmethod
+    def from_config(cls, config: RuleOracleConfig, task: Task) -> RuleOracle:
+        return cls(task, config.temperature, config.label_noise, config.batch_size, config.concurrency)
 
     def utilities(self, prompts: list[str], responses: list[str]) -> np.ndarray:
         return np.array([self.task.utility(p, r) for p, r in zip(prompts, responses, strict=True)])
 
     def _compare(self, prompts: list[str], responses_a: list[str], responses_b: list[str]) -> np.ndarray:
         gap = self.utilities(prompts, responses_a) - self.utilities(prompts, responses_b)
-        preference = 1.0 / (1.0 + np.exp(-gap / self.temperature))
-        return self.label_noise + (1.0 - 2.0 * self.label_noise) * preference
+        return self.label_noise + (1.0 - 2.0 * self.label_noise) * bradley_terry(gap, self.temperature)
 
     def _score(self, prompts: list[str], responses: list[str]) -> np.ndarray:
         return self.utilities(prompts, responses)

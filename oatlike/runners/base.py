@@ -32,7 +32,7 @@ from omegaconf import OmegaConf
 from oatlike.builder import Builder
 from oatlike.config import Config
 from oatlike.data import PromptStream
-from oatlike.errors import NonFiniteLossError, OatlikeError
+from oatlike.errors import NonFiniteLossError, OatlikeError, OracleError
 from oatlike.eval.evaluator import save_generations
 from oatlike.tracking import Tracker, summary_table
 from oatlike.types import PreferenceBatch, Prompt
@@ -145,10 +145,18 @@ class Runner(ABC):
             self.tracker.message("interrupted: saving the policy and the metrics collected so far")
             self._stop("interrupted")
             raise
-        except OatlikeError as error:
-            self.tracker.message(f"stopping: {error}")
-            self._stop("error")
-            raise
+        except OatlikeError as raised:  # an oracle that stopped answering, a dead learner, ...
+            # a worker's error comes wrapped by Ray (with its remote traceback): report the error itself
+            cause = getattr(raised, "cause", None)
+            error = cause if isinstance(cause, OatlikeError) else raised
+            reason = "oracle failed" if isinstance(error, OracleError) else "error"
+            self.tracker.message(f"stopping at step {step} ({reason}): saving what was collected")
+            self._stop(reason)
+            error.args = (
+                f"{error}; the run stopped at step {step}, its metrics and policy (checkpoints/last) are in "
+                f"{self.run_dir}",
+            )
+            raise error from None
         return step
 
     def _next_prompts(self) -> list[Prompt]:

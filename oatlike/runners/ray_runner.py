@@ -89,7 +89,9 @@ def merge_actor_metrics(results: list[dict[str, Any]], sizes: list[int]) -> dict
         values = [r[key] for r in results if key in r]
         if key == "oracle/queries":
             continue  # per-actor running totals: the runner counts the run's queries itself
-        if key in ("oracle/step_queries", "oracle/seconds", "actor/identical_pairs", "actor/tokens_per_second"):
+        if key in ("actor/identical_pairs", "actor/tokens_per_second") or (
+            key.startswith("oracle/") and key != "oracle/latency_seconds"  # each actor's oracle counters
+        ):
             merged[key] = sum(values)
         elif key.endswith("_seconds"):
             merged[key] = max(values)
