@@ -14,15 +14,17 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from oatlike.actors import Actor
-from oatlike.config import Config
+from oatlike.config import BPOExploreConfig, Config
 from oatlike.data import PromptSet, load_prompt_sets
 from oatlike.engines import Engine, HFEngine, SamplingParams
 from oatlike.errors import ConfigError
 from oatlike.eval import Evaluator
-from oatlike.exploration import Explorer, build_explorer
+from oatlike.exploration import Explorer, Need, build_explorer
+from oatlike.exploration.features import FeatureBackbone
 from oatlike.learner import Learner
+from oatlike.learner.ensemble import LoraEnsembleLearner
 from oatlike.losses import build_loss
-from oatlike.models.loading import apply_lora, load_causal_lm, load_tokenizer
+from oatlike.models.loading import apply_lora, apply_lora_ensemble, load_causal_lm, load_tokenizer
 from oatlike.oracles import Oracle, build_oracle
 from oatlike.tasks import Task, build_task
 from oatlike.tasks.base import stable_seed
@@ -83,8 +85,21 @@ class Builder:
     def oracle(self) -> Oracle:
         return build_oracle(self.config.oracle, self.task)
 
-    def explorer(self) -> Explorer:
-        return build_explorer(self.config.explore)
+    def explorer(self, seed: int | None = None) -> Explorer:
+        """A new explorer for one process (actor or learner); they never share state."""
+        cfg = self.config
+        return build_explorer(cfg.explore, beta=cfg.loss.beta, seed=cfg.seed if seed is None else seed)
+
+    def backbone(self, reference: Engine | None) -> FeatureBackbone:
+        """The frozen features of candidates: ``explore.backbone`` (a causal LM), else the reference engine."""
+        path = getattr(self.config.explore, "backbone", None)
+        if path is None:
+            if reference is None:
+                raise ValueError("the default feature backbone is the reference engine; none was built")
+            return FeatureBackbone(reference)
+        tokenizer = load_tokenizer(path, key="explore.backbone")
+        model = load_causal_lm(path, self.config.model.dtype, key="explore.backbone")
+        return FeatureBackbone(HFEngine(model, tokenizer, self.device, self.config.engine.max_batch_size), tokenizer)
 
     def sampling(self) -> SamplingParams:
         actor = self.config.actor
@@ -104,14 +119,19 @@ class Builder:
         return HFEngine(self.policy_model(), self.tokenizer, self.device, self.config.engine.max_batch_size)
 
     def actor(self, index: int = 0, engine: Engine | None = None) -> Actor:
+        explorer = self.explorer(seed=stable_seed(self.config.seed, "explorer", index))
+        # a second engine with the reference policy (initial weights; the runner refreshes it), when asked for
+        reference = self.engine() if Need.REFERENCE_ENGINE in explorer.needs else None
         return Actor(
             engine or self.engine(),
             self.oracle(),
-            self.explorer(),
+            explorer,
             self.sampling(),
             label_mode=self.config.oracle.label_mode,
             seed=stable_seed(self.config.seed, "actor", index),
             true_utility=self.task.utility if self.task is not None else None,
+            reference_engine=reference,
+            backbone=self.backbone(reference) if Need.CANDIDATE_FEATURES in explorer.needs else None,
         )
 
     def total_optimizer_steps(self) -> int:
@@ -129,19 +149,21 @@ class Builder:
         model = self.policy_model()
         if cfg.model.gradient_checkpointing:
             model.gradient_checkpointing_enable()
-        policy = apply_lora(model, cfg.model.lora) if cfg.model.lora.enabled else model
         reference = self.policy_model() if loss.needs_reference else None
-        return Learner(
-            cfg.learner,
-            policy,
-            reference,
-            loss,
-            pad_token_id=int(self.tokenizer.pad_token_id),
-            buffer_size=cfg.buffer_size,
-            total_optimizer_steps=self.total_optimizer_steps(),
-            device=self.device,
-            seed=cfg.seed,
-        )
+        options = {
+            "pad_token_id": int(self.tokenizer.pad_token_id),
+            "buffer_size": cfg.buffer_size,
+            "total_optimizer_steps": self.total_optimizer_steps(),
+            "device": self.device,
+            "seed": cfg.seed,
+            "explorer": self.explorer(),
+        }
+        explore = cfg.explore
+        if isinstance(explore, BPOExploreConfig) and explore.ensemble_size > 1:  # BPO's LoRA ensemble
+            ensemble = apply_lora_ensemble(model, cfg.model.lora, explore.ensemble_size, seed=cfg.seed)
+            return LoraEnsembleLearner(cfg.learner, ensemble, reference, loss, merge=explore.merge, **options)
+        policy = apply_lora(model, cfg.model.lora) if cfg.model.lora.enabled else model
+        return Learner(cfg.learner, policy, reference, loss, **options)  # type: ignore[arg-type]
 
     def evaluator(self, out_dir: Path | None, engine: Engine | None = None) -> Evaluator:
         cfg = self.config

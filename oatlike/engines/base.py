@@ -11,6 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from oatlike.types import Generation
@@ -30,10 +31,25 @@ class SamplingParams:
     """Also return each response's summed log-prob under the sampling distribution."""
 
 
+@dataclass
+class SequenceScores:
+    """Scores of given (prompt, response) sequences: ``logps`` ``[N]`` summed response log-probs and, when
+    asked for, ``features`` ``[N, H]`` (last layer's hidden state at the last token)."""
+
+    logps: np.ndarray
+    features: np.ndarray | None = None
+
+
 class Engine(ABC):
     """A generation engine holding a versioned copy of the policy."""
 
     weights_version: int = 0
+
+    def score(
+        self, prompt_token_ids: list[list[int]], response_token_ids: list[list[int]], features: bool = False
+    ) -> SequenceScores:
+        """Log-probs (and features) of given responses in one forward pass; explorers ask for these."""
+        raise NotImplementedError(f"the {type(self).__name__} engine cannot score sequences; use engine=hf")
 
     @abstractmethod
     def generate(self, prompt_token_ids: list[list[int]], params: SamplingParams) -> list[list[Generation]]:

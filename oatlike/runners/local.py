@@ -6,6 +6,7 @@ Each step follows the paper pseudo-code of online DAP (ALGORITHMS.md §2)::
     pairs    ← actor.step(prompts)            generate K → select → query oracle → label
     metrics  ← learner.learn(pairs)           buffer → DAP loss → DeepSpeed step
     every sync_every steps: actor weights ← learner weights       (0: never, the offline baseline)
+    when the explorer says so: π_ref ← π_θ (learner and actor)    (BPO at every sync; SELM/COPO iterations)
     every eval.every steps: evaluate the learner's policy
 
 The run stops after ``steps`` steps, when ``oracle.max_queries`` is spent, on Ctrl-C, or on a non-finite
@@ -110,7 +111,7 @@ class LocalRunner:
         return self.actor.oracle.queries + most_next_step > budget
 
     def _step(self, step: int) -> None:
-        prompts = self.stream.next(self.config.actor.prompts_per_step)
+        prompts = self.stream.next(self.actor.explorer.prompt_pool_size(self.config.actor.prompts_per_step))
         batch, metrics = self.actor.step(prompts)
         try:
             metrics.update(self.learner.learn(batch))
@@ -120,8 +121,11 @@ class LocalRunner:
             raise
         self.pairs_trained += sum(batch.loss_mask)
         metrics["misc/pairs_trained"] = self.pairs_trained
-        if self.config.sync_every and step % self.config.sync_every == 0:
+        synced = bool(self.config.sync_every) and step % self.config.sync_every == 0
+        if synced:
             metrics.update(self._sync())
+        if self.learner.explorer.reference_refresh_due(step, synced):
+            metrics.update(self._refresh_reference())
         self.tracker.log(step, metrics)
         every = self.config.eval.every
         if (every and step % every == 0) or step == self.config.steps:
@@ -135,6 +139,11 @@ class LocalRunner:
         seconds = time.perf_counter() - start
         self.sync_seconds += seconds
         return {"misc/sync_seconds": seconds, "misc/weights_version": self.learner.version}
+
+    def _refresh_reference(self) -> dict[str, Any]:
+        """π_ref ← π_θ in the learner and in the actor's reference copy (BPO; iterations of SELM / COPO)."""
+        self.actor.load_reference_weights(self.learner.refresh_reference(), self.learner.version)
+        return {"misc/reference_version": self.learner.version}
 
     def _evaluate(self, step: int) -> None:
         metrics = self.evaluator.evaluate(step, self.learner.weights(), self.learner.version)
