@@ -25,16 +25,26 @@ from oatlike.learner.learner import Learner
 
 
 class AdapterView(nn.Module):
-    """One ensemble member: the shared PEFT model with this member's adapter active (the others frozen)."""
+    """One ensemble member: the shared PEFT model run with this member's adapter active.
+
+    Only the member's own adapter parameters are registered here, so its engine's gradient clipping, norm
+    and zeroing see those alone (the shared model is held, not registered, as a submodule).
+    """
 
     def __init__(self, ensemble: nn.Module, adapter: str) -> None:
         super().__init__()
-        self.ensemble = ensemble
+        self.__dict__["ensemble"] = ensemble
         self.adapter = adapter
+        own = [p for name, p in ensemble.named_parameters() if "lora_" in name and f".{adapter}." in name]
+        self.adapter_parameters = nn.ParameterList(own)
 
     def forward(self, **inputs: Any) -> Any:
-        self.ensemble.base_model.set_adapter(self.adapter)  # type: ignore[operator, union-attr]
+        self.ensemble.base_model.set_adapter(self.adapter)
         return self.ensemble(**inputs)
+
+    def train(self, mode: bool = True) -> AdapterView:
+        self.ensemble.train(mode)
+        return super().train(mode)
 
 
 class LoraEnsembleLearner(Learner):
@@ -52,8 +62,8 @@ class LoraEnsembleLearner(Learner):
         self.adapters = list(module.peft_config)  # type: ignore[arg-type]
         self.members = []
         for adapter in self.adapters:
-            own = [p for name, p in module.named_parameters() if "lora_" in name and f".{adapter}." in name]
-            self.members.append(super()._build_engine(AdapterView(module, adapter), total_optimizer_steps, own))
+            view = AdapterView(module, adapter)
+            self.members.append(super()._build_engine(view, total_optimizer_steps, list(view.adapter_parameters)))
         return self.members[0]
 
     @property
