@@ -9,6 +9,8 @@ appended as runs finish, so an interrupted sweep resumes), ``<out>.md`` (tables)
     python benchmarks/sample_efficiency.py                              # every algorithm, seeds 0-2
     python benchmarks/sample_efficiency.py --variants sea sea_passive --seeds 0 1 2 3 4 --steps 150
     python benchmarks/sample_efficiency.py --report-only                # tables and plot from <out>.jsonl
+    python benchmarks/sample_efficiency.py --variants sea sea_passive --compare sea sea_passive \
+        --steps 400 --eval-every 400 --out benchmarks/results/baits_vs_passive oracle.max_queries=1600
 
 A table cell is the mean over seeds with the standard deviation across seeds; ``gain (3 SE)`` is the mean
 per-prompt utility gain over step 0 with the mean of the seeds' three-standard-error bars (the learning
@@ -88,7 +90,8 @@ def run_one(variant: str, seed: int, steps: int, eval_every: int, extra: list[st
         summary = run(load_config(cfg), run_dir)
     seconds = time.perf_counter() - start
     curve = eval_curve(run_dir)
-    difference = per_prompt_utilities(run_dir, curve[-1]["step"]) - per_prompt_utilities(run_dir, 0)
+    final = per_prompt_utilities(run_dir, curve[-1]["step"])
+    difference = final - per_prompt_utilities(run_dir, 0)
     return {
         "variant": variant,
         "seed": seed,
@@ -97,6 +100,7 @@ def run_one(variant: str, seed: int, steps: int, eval_every: int, extra: list[st
         "queries": summary["oracle_queries"],
         "gain": float(difference.mean()),
         "three_se": 3 * float(difference.std(ddof=1)) / math.sqrt(len(difference)),
+        "final_utilities": [round(float(u), 4) for u in final],
         "seconds": round(seconds, 1),
     }
 
@@ -145,6 +149,24 @@ def report(results: list[dict[str, Any]], target: float) -> str:
     return "\n".join(lines) + "\n"
 
 
+def paired_comparison(results: list[dict[str, Any]], first: str, second: str) -> str:
+    """Per seed: final utility of ``first`` minus ``second`` over the same held-out prompts, with 3 SE."""
+    lines = [f"| seed | {first} queries | {second} queries | utility {first} − {second} (3 SE) |", "|---|---|---|---|"]
+    by_key = {(r["variant"], r["seed"]): r for r in results if "final_utilities" in r}
+    gaps = []
+    for seed in sorted({seed for variant, seed in by_key if variant == first}):
+        if (second, seed) not in by_key:
+            continue
+        a, b = by_key[(first, seed)], by_key[(second, seed)]
+        difference = np.array(a["final_utilities"]) - np.array(b["final_utilities"])
+        bar = 3 * float(difference.std(ddof=1)) / math.sqrt(len(difference))
+        gaps.append(float(difference.mean()))
+        lines.append(f"| {seed} | {a['queries']} | {b['queries']} | {difference.mean():+.3f} ({bar:.3f}) |")
+    if gaps:
+        lines.append(f"| mean ± std | | | {_mean_std(gaps)} |")
+    return "\n".join(lines) + "\n"
+
+
 def plot(results: list[dict[str, Any]], path: Path) -> None:
     """Utility and win rate against queries: the mean over seeds (line) and the seeds' range (band)."""
     import matplotlib
@@ -181,6 +203,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/sample_efficiency"))
     parser.add_argument("--report-only", action="store_true", help="tables and plot from existing results")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (1 helps on a busy machine)")
+    parser.add_argument("--compare", nargs=2, metavar=("A", "B"), help="paired final-utility differences A − B")
     parser.add_argument("extra", nargs="*", help="overrides for every run (key=value)")
     args = parser.parse_args()
     if args.threads:
@@ -204,9 +227,12 @@ def main() -> None:
                     flush=True,
                 )
     selected = [r for r in results if r["variant"] in args.variants and r["seed"] in args.seeds]
-    args.out.with_suffix(".md").write_text(report(selected, args.target))
+    text = report(selected, args.target)
+    if args.compare:
+        text += "\n" + paired_comparison(selected, *args.compare)
+    args.out.with_suffix(".md").write_text(text)
     plot(selected, args.out.with_suffix(".png"))
-    print(report(selected, args.target))
+    print(text)
 
 
 if __name__ == "__main__":

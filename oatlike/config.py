@@ -316,13 +316,16 @@ def check_reference_loss(explorer: str, loss: LossConfig, why: str) -> None:
     )
 
 
-@dataclass
-class SELMExploreConfig(ExploreConfig):
-    """SELM (Zhang et al. 2024): optimism term ``α·β·(s_θ(y) − s_ref(y))`` on π_ref's greedy response y."""
+def check_candidates(config: Config, needed: int, why: str) -> None:
+    """A selection rule needs ``needed`` candidates per prompt to choose from."""
+    count = config.actor.num_samples
+    check(count >= needed, "actor.num_samples", f"{why} and needs at least {needed}; got {count}")
 
-    name: str = "selm"
-    alpha: float = 1e-3
-    """Optimism coefficient α (the released recipes: 1e-3 for Zephyr / Phi-3, 1e-4 for Llama-3)."""
+
+@dataclass
+class OwnResponseExploreConfig(ExploreConfig):
+    """Shared by SELM and COPO: a term on π_ref's greedy response to each prompt, a pair of policy samples."""
+
     selection: str = "passive"
     """Pair among the K policy samples: passive (random) or best_worst (oracle scores, K queries per prompt)."""
     reference_refresh_every: int = 0
@@ -330,16 +333,28 @@ class SELMExploreConfig(ExploreConfig):
     one iteration of the paper's loop; 0 keeps the SFT model as reference."""
 
     def __post_init__(self) -> None:
-        check(self.alpha >= 0, "alpha", f"must be >= 0, got {self.alpha}")
         check_choice(self.selection, ("passive", "best_worst"), "selection")
         check(self.reference_refresh_every >= 0, "reference_refresh_every", "must be >= 0 (0: never)")
+
+
+@dataclass
+class SELMExploreConfig(OwnResponseExploreConfig):
+    """SELM (Zhang et al. 2024): optimism term ``α·β·(s_θ(y) − s_ref(y))`` on π_ref's greedy response y."""
+
+    name: str = "selm"
+    alpha: float = 1e-3
+    """Optimism coefficient α (the released recipes: 1e-3 for Zephyr / Phi-3, 1e-4 for Llama-3)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.alpha >= 0, "alpha", f"must be >= 0, got {self.alpha}")
 
     def check_compatible(self, config: Config) -> None:
         check_reference_loss(self.name, config.loss, "puts its term on s_θ(y) − s_ref(y)")
 
 
 @dataclass
-class COPOExploreConfig(ExploreConfig):
+class COPOExploreConfig(OwnResponseExploreConfig):
     """COPO (Bai et al. 2025): count bonus ``−α·sg(w·b)·s_θ(y)`` on π_ref's greedy response, ``b`` from a CFN."""
 
     name: str = "copo"
@@ -351,11 +366,6 @@ class COPOExploreConfig(ExploreConfig):
     """p in ``b = κ·((1/d)·‖f(h)‖²)^p``; 0.5 turns the CFN's 1/N into 1/√N."""
     ratio_clip: float = 5.0
     """Clip of the importance weight ``w = exp(s_θ(y) − s_ref(y))``."""
-    selection: str = "passive"
-    """Pair among the K policy samples: passive (random) or best_worst (oracle scores, K queries per prompt)."""
-    reference_refresh_every: int = 0
-    """Every N steps π_ref (and the actor's copy that writes the own responses) takes the policy's weights,
-    one iteration of the paper's loop; 0 keeps the SFT model as reference."""
     coin_dim: int = 20
     """d, the number of coin flips the CFN regresses."""
     cfn_hidden_dim: int = 32
@@ -380,11 +390,10 @@ class COPOExploreConfig(ExploreConfig):
     """Keep the CFN's dropout on when computing the bonus (the released code); false: eval mode."""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         for key in ("alpha", "bonus_scale", "bonus_exponent"):
             check(getattr(self, key) >= 0, key, f"must be >= 0, got {getattr(self, key)}")
         check(self.ratio_clip > 0, "ratio_clip", f"must be > 0, got {self.ratio_clip}")
-        check_choice(self.selection, ("passive", "best_worst"), "selection")
-        check(self.reference_refresh_every >= 0, "reference_refresh_every", "must be >= 0 (0: never)")
         for key in ("coin_dim", "cfn_hidden_dim", "cfn_steps", "cfn_batch_size"):
             check(getattr(self, key) >= 1, key, f"must be >= 1, got {getattr(self, key)}")
         check(0.0 <= self.cfn_dropout < 1.0, "cfn_dropout", f"must be in [0, 1), got {self.cfn_dropout}")
@@ -479,12 +488,8 @@ class SEAExploreConfig(ExploreConfig):
         check_choice(self.model_data_labels, ("erm", "oracle"), "model_data_labels")
 
     def check_compatible(self, config: Config) -> None:
-        check(
-            self.selection == "passive" or config.actor.num_samples >= 3,
-            "actor.num_samples",
-            f"explore=sea with selection={self.selection} chooses among the candidates and needs at least 3; "
-            f"got {config.actor.num_samples}",
-        )
+        if self.selection != "passive":
+            check_candidates(config, 3, f"explore=sea with selection={self.selection} chooses among the candidates")
 
 
 @dataclass
@@ -503,12 +508,7 @@ class APLExploreConfig(ExploreConfig):
         check_choice(self.entropy_filter, ("highest", "lowest", "none"), "entropy_filter")
 
     def check_compatible(self, config: Config) -> None:
-        check(
-            config.actor.num_samples >= 3,
-            "actor.num_samples",
-            f"explore=apl picks the pair of largest implicit-reward margin among the candidates and needs at "
-            f"least 3; got {config.actor.num_samples}",
-        )
+        check_candidates(config, 3, "explore=apl picks the pair of largest implicit-reward margin among the candidates")
 
 
 @dataclass

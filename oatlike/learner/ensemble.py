@@ -31,6 +31,8 @@ class AdapterView(nn.Module):
     and zeroing see those alone (the shared model is held, not registered, as a submodule).
     """
 
+    ensemble: Any
+
     def __init__(self, ensemble: nn.Module, adapter: str) -> None:
         super().__init__()
         self.__dict__["ensemble"] = ensemble
