@@ -66,14 +66,14 @@ class Actor:
         """Collect one labelled pair per prompt the explorer keeps; returns the batch and ``actor/``,
         ``oracle/`` and ``explorer/`` metrics."""
         start = time.perf_counter()
-        rollout = self.rollout(prompts)
+        rollout = self.rollout(prompts)  # K candidates (+ reference responses)
         generate_seconds = time.perf_counter() - start
         queries_before = self.oracle.queries
-        scores = self.side_information(rollout)
-        selection = self.explorer.select(rollout, scores, self.rng)
+        scores = self.side_information(rollout)  # what the explorer asked for
+        selection = self.explorer.select(rollout, scores, self.rng)  # (a) which pair the oracle sees
         batch, chosen_first = self.label(rollout, selection.pairs, selection.model_preference)
-        batch.extras.update(self.explorer.pair_extras(rollout, chosen_first))
-        self.explorer.update(rollout, chosen_first, batch)
+        batch.extras.update(self.explorer.pair_extras(rollout, chosen_first))  # what the learner needs
+        self.explorer.update(rollout, chosen_first, batch)  # (c) the explorer's own model learns
         queries = self.oracle.queries - queries_before
         metrics = self._metrics(rollout, selection.pairs, batch, generate_seconds, queries)
         metrics.update(self.explorer.collect_metrics())
