@@ -14,16 +14,18 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from oatlike.actors import Actor
-from oatlike.config import Config, VLLMEngineConfig
+from oatlike.config import BPOExploreConfig, Config, VLLMEngineConfig
 from oatlike.data import PromptSet, load_prompt_sets
 from oatlike.engines import Engine, HFEngine, SamplingParams
 from oatlike.errors import ConfigError
 from oatlike.eval import Evaluator
-from oatlike.exploration import Explorer, build_explorer
+from oatlike.exploration import Explorer, Need, build_explorer
+from oatlike.exploration.features import FeatureBackbone
 from oatlike.learner import Learner
 from oatlike.learner.ds import World
+from oatlike.learner.ensemble import LoraEnsembleLearner
 from oatlike.losses import build_loss
-from oatlike.models.loading import apply_lora, load_causal_lm, load_tokenizer
+from oatlike.models.loading import apply_lora, apply_lora_ensemble, load_causal_lm, load_tokenizer
 from oatlike.oracles import Oracle, build_oracle
 from oatlike.tasks import Task, build_task
 from oatlike.tasks.base import stable_seed
@@ -95,8 +97,21 @@ class Builder:
             return self.oracle()
         return build_oracle(self.config.eval.oracle, self.task, self.device, "eval.oracle", self.cache_dir)
 
-    def explorer(self) -> Explorer:
-        return build_explorer(self.config.explore)
+    def explorer(self, seed: int | None = None) -> Explorer:
+        """A new explorer for one process (actor or learner); they never share state."""
+        cfg = self.config
+        return build_explorer(cfg.explore, beta=cfg.loss.beta, seed=cfg.seed if seed is None else seed)
+
+    def backbone(self, reference: Engine | None) -> FeatureBackbone:
+        """The frozen features of candidates: ``explore.backbone`` (a causal LM), else the reference engine."""
+        path = getattr(self.config.explore, "backbone", None)
+        if path is None:
+            if reference is None:
+                raise ValueError("the default feature backbone is the reference engine; none was built")
+            return FeatureBackbone(reference)
+        tokenizer = load_tokenizer(path, key="explore.backbone")
+        model = load_causal_lm(path, self.config.model.dtype, key="explore.backbone")
+        return FeatureBackbone(HFEngine(model, tokenizer, self.device, self.config.engine.max_batch_size), tokenizer)
 
     def sampling(self) -> SamplingParams:
         actor = self.config.actor
@@ -119,16 +134,24 @@ class Builder:
             from oatlike.engines.vllm_engine import VLLMEngine
 
             return VLLMEngine(self.policy_path, self.tokenizer, engine, self.device, self.config.seed)
-        return HFEngine(self.policy_model(), self.tokenizer, self.device, engine.max_batch_size)
+        return self.hf_engine()
+
+    def hf_engine(self) -> HFEngine:
+        """A Hugging Face engine holding a fresh copy of the initial policy."""
+        return HFEngine(self.policy_model(), self.tokenizer, self.device, self.config.engine.max_batch_size)
 
     def actor(self, index: int = 0, engine: Engine | None = None) -> Actor:
-        oracle, explorer = self.oracle(), self.explorer()
+        explorer = self.explorer(seed=stable_seed(self.config.seed, "explorer", index))
+        oracle = self.oracle()
         if explorer.needs_scores and not oracle.has_score:
             raise ConfigError(
                 "explore",
                 f"explore={explorer.name} needs pointwise scores, which oracle={oracle.name} does not give; "
                 "choose a pairwise explorer (explore=passive) or a scoring oracle (rule, reward_model)",
             )
+        # a second engine with the reference policy (initial weights; the runner refreshes it), when asked for;
+        # always a Hugging Face engine, which gives the hidden features explorers read
+        reference = self.hf_engine() if Need.REFERENCE_ENGINE in explorer.needs else None
         return Actor(
             engine or self.engine(),
             oracle,
@@ -137,6 +160,8 @@ class Builder:
             label_mode=self.config.oracle.label_mode,
             seed=stable_seed(self.config.seed, "actor", index),
             true_utility=self.task.utility if self.task is not None else None,
+            reference_engine=reference,
+            backbone=self.backbone(reference) if Need.CANDIDATE_FEATURES in explorer.needs else None,
         )
 
     def total_optimizer_steps(self) -> int:
@@ -154,20 +179,22 @@ class Builder:
         model = self.policy_model()
         if cfg.model.gradient_checkpointing:
             model.gradient_checkpointing_enable()
-        policy = apply_lora(model, cfg.model.lora) if cfg.model.lora.enabled else model
         reference = self.policy_model() if loss.needs_reference else None
-        return Learner(
-            cfg.learner,
-            policy,
-            reference,
-            loss,
-            pad_token_id=int(self.tokenizer.pad_token_id),
-            buffer_size=cfg.buffer_size // cfg.learner.num,
-            total_optimizer_steps=self.total_optimizer_steps(),
-            device=self.device,
-            seed=cfg.seed + (world.rank if world else 0),  # rank 0: the run seed, as in one process
-            world=world,
-        )
+        options = {
+            "pad_token_id": int(self.tokenizer.pad_token_id),
+            "buffer_size": cfg.buffer_size // cfg.learner.num,
+            "total_optimizer_steps": self.total_optimizer_steps(),
+            "device": self.device,
+            "seed": cfg.seed + (world.rank if world else 0),  # rank 0: the run seed, as in one process
+            "explorer": self.explorer(),
+            "world": world,
+        }
+        explore = cfg.explore
+        if isinstance(explore, BPOExploreConfig) and explore.ensemble_size > 1:  # BPO's LoRA ensemble
+            ensemble = apply_lora_ensemble(model, cfg.model.lora, explore.ensemble_size, seed=cfg.seed)
+            return LoraEnsembleLearner(cfg.learner, ensemble, reference, loss, merge=explore.merge, **options)
+        policy = apply_lora(model, cfg.model.lora) if cfg.model.lora.enabled else model
+        return Learner(cfg.learner, policy, reference, loss, **options)  # type: ignore[arg-type]
 
     def evaluator(self, out_dir: Path | None, engine: Engine | None = None) -> Evaluator:
         cfg = self.config

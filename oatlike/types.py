@@ -40,11 +40,16 @@ class Generation:
 
 @dataclass
 class Rollout:
-    """K candidate responses for each of M prompts, from the behaviour policy at ``weights_version``."""
+    """K candidate responses for each of M prompts, from the behaviour policy at ``weights_version``.
+
+    ``extras`` holds what an explorer generated or asked for about the candidates (reference responses,
+    candidate log-probs ``[M, K]``, features ``[M, K, H]``), keyed by name; it stays in the actor.
+    """
 
     prompts: list[Prompt]
     candidates: list[list[Generation]]
     weights_version: int = 0
+    extras: dict[str, Any] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.prompts)

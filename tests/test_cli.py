@@ -63,7 +63,7 @@ def test_wandb_offline_logs_the_run(tmp_path):
 def test_help_lists_groups_and_keys(tmp_path):
     result = oatlike("--help", cwd=tmp_path)
     assert result.returncode == 0
-    assert "algo     cdpo, dpo, ipo, rdpo, simpo, slic, slic_hf" in result.stdout
+    assert "algo     apl, bpo, cdpo, copo, dpo, ipo, rdpo, sea, selm, simpo, slic, slic_hf, xpo" in result.stdout
     assert "sync_every = 1" in result.stdout and "learner.zero_stage = 0" in result.stdout
 
 

@@ -20,6 +20,9 @@ NEEDS = {
     ("oracle", "reward_model"): ["oracle.model=some/reward-model"],
     ("oracle", "judge"): ["oracle.model=some-judge"],
     ("oracle", "remote"): ["oracle.url=http://127.0.0.1:8000"],
+    ("explore", "apl"): ["actor.num_samples=4"],  # choosing a pair needs more than two candidates
+    ("explore", "sea"): ["actor.num_samples=4"],
+    ("explore", "bpo"): ["model.lora.enabled=true"],  # the LoRA ensemble
 }
 
 
@@ -55,7 +58,7 @@ def test_algo_presets_set_the_loss_and_can_be_overridden():
         (["loss.beta=-1"], "loss.beta: must be > 0, got -1.0"),
         (["loss.beta=0"], "loss.beta: must be > 0"),
         (["actor.num_samples=1"], "actor.num_samples: must be >= 2"),
-        (["algo=nope"], "unknown algo 'nope'; choose one of: cdpo, dpo, ipo, rdpo, simpo, slic, slic_hf"),
+        (["algo=nope"], "unknown algo 'nope'; choose one of: apl, bpo, cdpo, copo, dpo, ipo, rdpo, sea, selm, simpo"),
         (["algo=simp"], "unknown algo 'simp' (did you mean 'simpo'?)"),
         (["loss.bta=0.3"], "unknown config key 'loss.bta' (did you mean 'loss.beta'?)"),
         (["learner.lrr=1"], "unknown config key 'learner.lrr' (did you mean 'learner.lr'?)"),
@@ -73,6 +76,16 @@ def test_algo_presets_set_the_loss_and_can_be_overridden():
         (["device=tpu"], "device: must be one of auto, cpu, cuda"),
         (["task.num_digits=9"], "task.num_digits: must be in 1..4"),
         (["-m", "loss.beta=0.1,-3"], "loss.beta: must be > 0, got -3.0"),
+        (["algo=selm", "loss=simpo"], "loss: explore=selm puts its term on s_θ(y) − s_ref(y), so it needs a loss"),
+        (["algo=bpo", "loss=slic_hf"], "loss: explore=bpo uses the behaviour model as reference, so it needs a loss"),
+        (["algo=sea", "actor.num_samples=2"], "actor.num_samples: explore=sea with selection=baits chooses among"),
+        (["algo=apl", "actor.num_samples=2"], "actor.num_samples: explore=apl picks the pair of largest"),
+        (["algo=xpo", "actor.num_samples=4"], "actor.num_samples: explore=xpo pairs one policy sample with one"),
+        (["algo=bpo", "model.lora.enabled=false"], "model.lora.enabled: explore.ensemble_size=5 trains an ensemble"),
+        (["algo=bpo", "learner.zero_stage=3"], "learner.zero_stage: the LoRA ensemble gives each adapter its own"),
+        (["algo=copo", "explore.coin_flips=often"], "explore.coin_flips: must be one of fixed, redraw; got 'often'"),
+        (["algo=sea", "explore.max_try=50"], "explore.max_try: must be in 2..explore.ensemble_size (20) or null"),
+        (["algo=sea", "explore.selection=ucb"], "explore.selection: must be one of eets, baits, uncertainty, passive"),
     ],
 )
 def test_bad_input_fails_with_one_line_naming_the_key(overrides, message):
@@ -95,7 +108,7 @@ def test_help_lists_every_key_with_its_doc():
     text = help_text(["algo=simpo"])
     assert "loss.gamma_beta_ratio = 0.5" in text
     assert "Target reward margin over β" in text
-    assert "algo     cdpo, dpo, ipo, rdpo, simpo, slic, slic_hf" in text
+    assert "algo     apl, bpo, cdpo, copo, dpo, ipo, rdpo, sea, selm, simpo, slic, slic_hf, xpo" in text
     for key in ("sync_every = 1", "learner.zero_stage = 0", "actor.num_samples = 2", "eval.every = 20"):
         assert key in text
 

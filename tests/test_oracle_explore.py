@@ -55,7 +55,7 @@ def rollout(num_prompts: int, num_candidates: int) -> Rollout:
 
 
 def test_passive_selection_is_a_uniform_pair_of_distinct_candidates():
-    pairs = PassiveExplorer().select(rollout(3000, 4), None, np.random.default_rng(0))
+    pairs = PassiveExplorer().select(rollout(3000, 4), None, np.random.default_rng(0)).pairs
     assert pairs.shape == (3000, 2) and np.all(pairs[:, 0] != pairs[:, 1])
     counts = np.bincount(pairs.ravel(), minlength=4) / pairs.size
     np.testing.assert_allclose(counts, 0.25, atol=0.02)
@@ -63,7 +63,7 @@ def test_passive_selection_is_a_uniform_pair_of_distinct_candidates():
 
 def test_best_worst_selection():
     scores = np.array([[0.1, 0.9, 0.3, 0.2], [0.5, 0.5, 0.5, 0.5]])
-    pairs = BestWorstExplorer().select(rollout(2, 4), scores, np.random.default_rng(0))
+    pairs = BestWorstExplorer().select(rollout(2, 4), scores, np.random.default_rng(0)).pairs
     assert pairs[0].tolist() == [1, 0]
     assert pairs[1, 0] != pairs[1, 1]  # all tied: a random distinct pair
     with pytest.raises(ValueError, match="needs the oracle's scores"):

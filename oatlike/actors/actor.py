@@ -1,14 +1,17 @@
 """The actor: prompts in, labelled preference pairs out.
 
-One :meth:`Actor.step` is the data-collection half of the online loop (ALGORITHMS.md §2)::
+One :meth:`Actor.step` is the data-collection half of the online loop (ALGORITHMS.md §2, §6)::
 
-    candidates ← engine.generate(prompts, K samples)        behaviour policy at weights_version
-    pairs      ← explorer.select(candidates [, scores])     which two to show the oracle
-    P(a ≻ b)   ← oracle.compare(prompt, a, b)                one query per pair (identical pairs skipped)
+    candidates ← explorer.generate(engines, prompts)       K samples of the behaviour policy (+ reference ones)
+    side info  ← what explorer.needs asks for               oracle scores, candidate log-probs, features
+    pairs      ← explorer.select(candidates, scores)        which two to show the oracle
+    P(a ≻ b)   ← oracle.compare(prompt, a, b)                one query per pair (identical pairs skipped;
+                                                             pairs the explorer labels itself never asked)
     labels     ← Bernoulli(P) or P > 0.5                     chosen / rejected
+    explorer.update(pairs, labels)                           its own model learns (SEA's reward ensemble)
 
-The actor holds no state but its engine's weights (and their version), so a restarted actor is as good as
-the one it replaces.
+The actor holds no state but its engines' weights (and their versions) and its explorer's model, so a
+restarted actor is as good as the one it replaces once its explorer has relearned.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from typing import Any
 import numpy as np
 
 from oatlike.engines.base import Engine, SamplingParams
-from oatlike.exploration.base import Explorer
+from oatlike.exploration.base import Engines, Explorer, Need
+from oatlike.exploration.features import FeatureBackbone
 from oatlike.oracles.base import Oracle, draw_labels
 from oatlike.types import PreferenceBatch, Prompt, Rollout
 
@@ -39,6 +43,8 @@ class Actor:
         label_mode: str = "sampled",
         seed: int = 0,
         true_utility: UtilityFn | None = None,
+        reference_engine: Engine | None = None,
+        backbone: FeatureBackbone | None = None,
     ) -> None:
         self.engine = engine
         self.oracle = oracle
@@ -47,42 +53,85 @@ class Actor:
         self.label_mode = label_mode
         self.rng = np.random.default_rng(seed)
         self.true_utility = true_utility
+        self.reference_engine = reference_engine
+        """A frozen (or refreshed) copy of the reference policy, when the explorer needs one."""
+        self.backbone = backbone
+        """The frozen feature backbone, when the explorer needs candidate features."""
 
     def rollout(self, prompts: list[Prompt]) -> Rollout:
-        """K candidates per prompt from the behaviour policy."""
-        candidates = self.engine.generate([list(p.token_ids) for p in prompts], self.sampling)
-        return Rollout(prompts, candidates, self.engine.weights_version)
+        """K candidates per prompt from the behaviour policy (and what the explorer generates besides)."""
+        return self.explorer.generate(Engines(self.engine, self.reference_engine), prompts, self.sampling)
 
     def step(self, prompts: list[Prompt]) -> tuple[PreferenceBatch, dict[str, Any]]:
-        """Collect one labelled pair per prompt; returns the batch and ``actor/`` + ``oracle/`` metrics."""
+        """Collect one labelled pair per prompt the explorer keeps; returns the batch and ``actor/``,
+        ``oracle/`` and ``explorer/`` metrics."""
         start = time.perf_counter()
-        rollout = self.rollout(prompts)
+        rollout = self.rollout(prompts)  # K candidates (+ reference responses)
         generate_seconds = time.perf_counter() - start
         queries_before = self.oracle.queries
-        texts = [p.text for p in prompts]
-        scores = None
-        if self.explorer.needs_scores:
-            flat = [(t, g.text) for t, group in zip(texts, rollout.candidates, strict=True) for g in group]
-            scores = self.oracle.score([t for t, _ in flat], [r for _, r in flat]).reshape(len(prompts), -1)
-        pairs = self.explorer.select(rollout, scores, self.rng)
-        batch = self.label(rollout, pairs)
-        metrics = self._metrics(rollout, pairs, batch, generate_seconds, self.oracle.queries - queries_before)
+        scores = self.side_information(rollout)  # what the explorer asked for
+        selection = self.explorer.select(rollout, scores, self.rng)  # (a) which pair the oracle sees
+        batch, chosen_first = self.label(rollout, selection.pairs, selection.model_preference)
+        batch.extras.update(self.explorer.pair_extras(rollout, chosen_first))  # what the learner needs
+        self.explorer.update(rollout, chosen_first, batch)  # (c) the explorer's own model learns
+        queries = self.oracle.queries - queries_before
+        metrics = self._metrics(rollout, selection.pairs, batch, generate_seconds, queries)
+        metrics.update(self.explorer.collect_metrics())
         metrics["actor/step_seconds"] = time.perf_counter() - start
         return batch, metrics
 
-    def label(self, rollout: Rollout, pairs: np.ndarray) -> PreferenceBatch:
-        """Ask the oracle about each selected pair (identical pairs are masked, not asked) and label it."""
+    def side_information(self, rollout: Rollout) -> np.ndarray | None:
+        """What the explorer's needs ask for, computed once: candidate log-probs and features go into
+        ``rollout.extras``; the oracle's ``[M, K]`` scores (K counted queries per prompt) are returned."""
+        needs = self.explorer.needs
+        groups = rollout.candidates
+        if Need.CANDIDATE_LOGPS in needs:
+            prompt_ids = [list(p.token_ids) for p, group in zip(rollout.prompts, groups, strict=True) for _ in group]
+            response_ids = [list(g.token_ids) for group in groups for g in group]
+            if self.reference_engine is None:
+                raise ValueError("candidate log-probs need the actor's reference engine")
+            for key, engine in (("policy_logps", self.engine), ("reference_logps", self.reference_engine)):
+                rollout.extras[key] = engine.score(prompt_ids, response_ids).logps.reshape(len(rollout), -1)
+            self.explorer.log(scored_sequences=2 * len(response_ids))
+        if Need.CANDIDATE_FEATURES in needs:
+            if self.backbone is None:
+                raise ValueError("candidate features need the actor's feature backbone")
+            rollout.extras["features"] = self.backbone.features(rollout)
+            self.explorer.log(featurized_sequences=sum(len(group) for group in groups))
+        if not self.explorer.needs_scores:
+            return None
+        flat = [(p.text, g.text) for p, group in zip(rollout.prompts, groups, strict=True) for g in group]
+        return self.oracle.score([t for t, _ in flat], [r for _, r in flat]).reshape(len(rollout), -1)
+
+    def load_reference_weights(self, state_dict: dict[str, Any], version: int) -> None:
+        """Refresh the actor's reference copy (π_ref ← π_θ: BPO, iterative SELM / COPO)."""
+        if self.reference_engine is not None:
+            self.reference_engine.load_weights(state_dict, version)
+
+    def label(
+        self, rollout: Rollout, pairs: np.ndarray, model_preference: np.ndarray | None = None
+    ) -> tuple[PreferenceBatch, np.ndarray]:
+        """Ask the oracle about each selected pair (identical pairs are masked, not asked; pairs with a
+        ``model_preference`` take the explorer's own prediction instead) and label it.
+
+        Returns the batch and ``[M, 2]`` (chosen, rejected) candidate indices.
+        """
         a = [group[i] for group, (i, _) in zip(rollout.candidates, pairs, strict=True)]
         b = [group[j] for group, (_, j) in zip(rollout.candidates, pairs, strict=True)]
         distinct = np.array([x.token_ids != y.token_ids for x, y in zip(a, b, strict=True)])
+        by_model = distinct & ~np.isnan(model_preference) if model_preference is not None else np.zeros_like(distinct)
         probabilities = np.full(len(a), 0.5)
-        asked = np.flatnonzero(distinct)
+        asked = np.flatnonzero(distinct & ~by_model)
         probabilities[asked] = self.oracle.compare(
             [rollout.prompts[i].text for i in asked], [a[i].text for i in asked], [b[i].text for i in asked]
         )
         a_wins = draw_labels(probabilities, self.label_mode, self.rng)
+        if model_preference is not None:
+            probabilities[by_model] = model_preference[by_model]
+            a_wins[by_model] = model_preference[by_model] >= 0.5  # the explorer's own label is its prediction
         chosen = [x if win else y for x, y, win in zip(a, b, a_wins, strict=True)]
         rejected = [y if win else x for x, y, win in zip(a, b, a_wins, strict=True)]
+        chosen_first = np.where(a_wins[:, None], pairs, pairs[:, ::-1])
         return PreferenceBatch(
             prompts=[p.text for p in rollout.prompts],
             prompt_ids=[list(p.token_ids) for p in rollout.prompts],
@@ -93,7 +142,7 @@ class Actor:
             preference_prob=[float(p if w else 1.0 - p) for p, w in zip(probabilities, a_wins, strict=True)],
             loss_mask=[bool(d) for d in distinct],
             weights_version=rollout.weights_version,
-        )
+        ), chosen_first
 
     def _metrics(
         self,

@@ -11,6 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from oatlike.types import Generation
@@ -30,10 +31,26 @@ class SamplingParams:
     """Also return each response's summed log-prob under the sampling distribution."""
 
 
+@dataclass
+class SequenceScores:
+    """Scores of given (prompt, response) sequences: ``logps`` ``[N]`` summed response log-probs and, when
+    asked for, ``features`` ``[N, H]`` (last layer's hidden state at the last token)."""
+
+    logps: np.ndarray
+    features: np.ndarray | None = None
+
+
 class Engine(ABC):
     """A generation engine holding a versioned copy of the policy."""
 
     weights_version: int = 0
+
+    @abstractmethod
+    def score(
+        self, prompt_token_ids: list[list[int]], response_token_ids: list[list[int]], features: bool = False
+    ) -> SequenceScores:
+        """Summed log-probs of given responses under the engine's weights (and, with ``features``, hidden
+        states), in one forward pass: explorers ask for these, and the weight-sync probe compares them."""
 
     @abstractmethod
     def generate(self, prompt_token_ids: list[list[int]], params: SamplingParams) -> list[list[Generation]]:
@@ -42,10 +59,6 @@ class Engine(ABC):
     @abstractmethod
     def load_weights(self, state_dict: Mapping[str, torch.Tensor], version: int) -> None:
         """Replace the policy's weights (names as in the base model's ``state_dict``) and set the version."""
-
-    @abstractmethod
-    def sequence_logps(self, prompt_ids: list[list[int]], response_ids: list[list[int]]) -> list[float]:
-        """Summed log-probs of each response given its prompt under the engine's weights (the sync probe)."""
 
     def close(self) -> None:  # noqa: B027 - optional hook: most engines hold nothing to release
         """Release the engine's memory and processes."""

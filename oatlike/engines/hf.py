@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import numpy as np
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from oatlike.engines.base import Engine, SamplingParams
-from oatlike.losses.logps import model_sequence_logps, pack_sequences
+from oatlike.engines.base import Engine, SamplingParams, SequenceScores
+from oatlike.losses.logps import model_logps_and_features, model_sequence_logps, pack_sequences
 from oatlike.types import Generation
 
 
@@ -107,9 +108,24 @@ class HFEngine(Engine):
         return grouped
 
     @torch.no_grad()
-    def sequence_logps(self, prompt_ids: list[list[int]], response_ids: list[list[int]]) -> list[float]:
-        packed = pack_sequences(prompt_ids, response_ids, self.pad_token_id).to(self.device)
-        return model_sequence_logps(self.model, packed).tolist()
+    def score(
+        self, prompt_token_ids: list[list[int]], response_token_ids: list[list[int]], features: bool = False
+    ) -> SequenceScores:
+        logps, hidden = [], []
+        for start in range(0, len(prompt_token_ids), self.max_batch_size):
+            end = start + self.max_batch_size
+            packed = pack_sequences(prompt_token_ids[start:end], response_token_ids[start:end], self.pad_token_id)
+            packed = packed.to(self.device)
+            if features:
+                chunk_logps, chunk_features = model_logps_and_features(self.model, packed)
+                hidden.append(chunk_features.cpu())
+            else:
+                chunk_logps = model_sequence_logps(self.model, packed)
+            logps.append(chunk_logps.cpu())
+        return SequenceScores(
+            torch.cat(logps).numpy() if logps else np.zeros(0),
+            torch.cat(hidden).numpy() if features and hidden else None,
+        )
 
     @torch.no_grad()
     def load_weights(self, state_dict: Mapping[str, torch.Tensor], version: int) -> None:

@@ -19,13 +19,14 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+import numpy as np
 import torch
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 from transformers import PreTrainedTokenizerBase
 
 from oatlike.config import VLLMEngineConfig
-from oatlike.engines.base import Engine, SamplingParams
+from oatlike.engines.base import Engine, SamplingParams, SequenceScores
 from oatlike.errors import ConfigError
 from oatlike.types import Generation
 
@@ -162,7 +163,16 @@ class VLLMEngine(Engine):
             self.llm.reset_prefix_cache()
         self.weights_version = version
 
-    def sequence_logps(self, prompt_ids: list[list[int]], response_ids: list[list[int]]) -> list[float]:
+    def score(
+        self, prompt_ids: list[list[int]], response_ids: list[list[int]], features: bool = False
+    ) -> SequenceScores:
+        """Summed response log-probs from vLLM's prompt log-probs (no hidden features: explorers that read
+        features use the Hugging Face reference engine or ``explore.backbone``)."""
+        if features:
+            raise ConfigError("engine", "engine=vllm gives no hidden features; this explorer needs engine=hf")
+        return SequenceScores(np.array(self._logps(prompt_ids, response_ids), dtype=np.float64))
+
+    def _logps(self, prompt_ids: list[list[int]], response_ids: list[list[int]]) -> list[float]:
         from vllm import SamplingParams as VLLMSamplingParams
 
         requests = [{"prompt_token_ids": p + r} for p, r in zip(prompt_ids, response_ids, strict=True)]

@@ -1,4 +1,4 @@
-"""The learner's buffer: the most recent preference pairs with their reference log-probs."""
+"""The learner's buffer: the most recent preference pairs with their cached reference quantities."""
 
 from __future__ import annotations
 
@@ -11,27 +11,42 @@ from oatlike.types import PreferenceBatch
 
 
 class PairBuffer:
-    """Keeps the last ``capacity`` pairs (FIFO) together with their cached reference log-probs."""
+    """Keeps the last ``capacity`` pairs (FIFO) together with per-pair tensors computed once when they
+    entered (reference log-probs ``reference_chosen`` / ``reference_rejected``, and what explorers ask for)."""
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self.pairs: PreferenceBatch | None = None
-        self.reference_chosen = torch.zeros(0)
-        self.reference_rejected = torch.zeros(0)
+        self.cached: dict[str, torch.Tensor] = {}
 
     def __len__(self) -> int:
         return 0 if self.pairs is None else len(self.pairs)
 
-    def add(self, batch: PreferenceBatch, reference_chosen: torch.Tensor, reference_rejected: torch.Tensor) -> None:
+    @property
+    def reference_chosen(self) -> torch.Tensor:
+        return self.cached.get("reference_chosen", torch.zeros(0))
+
+    @property
+    def reference_rejected(self) -> torch.Tensor:
+        return self.cached.get("reference_rejected", torch.zeros(0))
+
+    def add(self, batch: PreferenceBatch, cached: dict[str, torch.Tensor]) -> None:
+        """Append ``batch`` and its ``cached`` tensors (first dimension = pairs); drop the oldest overflow."""
         pairs = batch if self.pairs is None else PreferenceBatch.concat([self.pairs, batch])
-        reference_chosen = torch.cat([self.reference_chosen, reference_chosen])
-        reference_rejected = torch.cat([self.reference_rejected, reference_rejected])
+        merged = {
+            key: torch.cat([self.cached[key], value]) if key in self.cached else value for key, value in cached.items()
+        }
         overflow = max(0, len(pairs) - self.capacity)
         if overflow:
             pairs = pairs.select(list(range(overflow, len(pairs))))
         self.pairs = pairs
-        self.reference_chosen = reference_chosen[overflow:]
-        self.reference_rejected = reference_rejected[overflow:]
+        self.cached = {key: value[overflow:] for key, value in merged.items()}
+
+    def rows(self, indices: np.ndarray, device: torch.device) -> tuple[PreferenceBatch, dict[str, torch.Tensor]]:
+        """The pairs at ``indices`` and their cached tensors on ``device``."""
+        assert self.pairs is not None
+        index = torch.as_tensor(indices, dtype=torch.long)
+        return self.pairs.select(indices.tolist()), {key: value[index].to(device) for key, value in self.cached.items()}
 
     def minibatches(self, batch_size: int, epochs: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
         """Index arrays of ``batch_size`` pairs: ``epochs`` shuffled passes over the buffer."""

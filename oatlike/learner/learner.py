@@ -2,11 +2,17 @@
 
 One :meth:`Learner.learn` is the learning half of the online loop::
 
-    buffer.add(pairs, reference log-probs)          the reference runs once per pair, never again
+    buffer.add(pairs, reference pass)               the reference runs once per pair, never again
+    explorer.learner_update(cached)                 an explorer's own model learns first (COPO's CFN)
     for each epoch, for each micro-batch of the buffer:
-        s_θ(chosen), s_θ(rejected)   ← one forward pass over the 2·B sequences
-        loss = mean_b mask_b · ℓ_DAP(b)              masked pairs stay in the denominator (as oat)
+        s_θ(chosen), s_θ(rejected) [, s_θ(own)] ← one forward pass over the 2·B (3·B) sequences
+        loss = mean_b (mask_b·ℓ_DAP(b) + bonus_b)     masked pairs stay in the denominator (as oat)
         engine.backward(loss); engine.step()         DeepSpeed accumulates and steps the optimizer
+
+The reference pass caches, per pair: ``reference_chosen`` / ``reference_rejected``, and when the explorer
+asks, ``reference_own`` (its own response ``batch.extras["own_response_ids"]``) and ``own_features``.
+:meth:`refresh_reference` makes the reference the current policy (BPO's behaviour model, an iteration of
+SELM / COPO); pairs already in the buffer keep the reference they were cached with.
 
 A NaN or infinite loss stops before the backward pass, so the weights (and everything saved) stay intact.
 """
@@ -25,9 +31,11 @@ from transformers import PreTrainedTokenizerBase, get_scheduler
 
 from oatlike.config import LearnerConfig
 from oatlike.errors import NonFiniteLossError
+from oatlike.exploration.base import BonusInputs, Explorer, Need, PassiveExplorer
+from oatlike.exploration.optimism import OWN_RESPONSE_IDS
 from oatlike.learner import ds
 from oatlike.learner.buffer import PairBuffer
-from oatlike.losses import DAPLoss, PairLogps, model_sequence_logps, pack_sequences
+from oatlike.losses import DAPLoss, PairLogps, model_logps_and_features, model_sequence_logps, pack_sequences
 from oatlike.models.loading import export_weights
 from oatlike.types import PreferenceBatch
 
@@ -47,6 +55,7 @@ class Learner:
         device: torch.device,
         seed: int = 0,
         world: ds.World | None = None,
+        explorer: Explorer | None = None,
     ) -> None:
         if loss.needs_reference and reference is None:
             raise ValueError(f"the {loss.name} loss needs a reference model")
@@ -58,14 +67,26 @@ class Learner:
         self.buffer = PairBuffer(buffer_size)
         self.rng = np.random.default_rng(seed)
         self.version = 0
+        self.reference_version = 0
         self.optimizer_steps = 0
+        self.world = world or ds.World()
+        self.explorer = explorer if explorer is not None else PassiveExplorer()
+        self.own_logps = Need.OWN_LOGPS in self.explorer.needs
+        self.own_features = Need.OWN_FEATURES in self.explorer.needs
         policy.to(device)
         model_config = getattr(policy, "config", None)
         if model_config is not None:
             model_config.use_cache = False
+        self.engine, self.scheduler = self._build_engine(policy, total_optimizer_steps)
+
+    def _build_engine(
+        self, module: torch.nn.Module, total_optimizer_steps: int, parameters: list[torch.nn.Parameter] | None = None
+    ) -> tuple[Any, Any]:
+        """``(DeepSpeed engine, LR schedule)`` training ``parameters`` of ``module`` (default: its trainable ones)."""
+        config = self.config
         optimizer = None
         if not config.offload:
-            trainable = [p for p in policy.parameters() if p.requires_grad]
+            trainable = parameters if parameters is not None else [p for p in module.parameters() if p.requires_grad]
             optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
 
         def make_scheduler(opt: torch.optim.Optimizer) -> Any:
@@ -76,8 +97,7 @@ class Learner:
                 num_training_steps=max(1, total_optimizer_steps),
             )
 
-        self.world = world or ds.World()
-        self.engine, self.scheduler = ds.initialize(policy, config, device, optimizer, make_scheduler, self.world)
+        return ds.initialize(module, config, self.device, optimizer, make_scheduler, self.world)
 
     @property
     def policy(self) -> torch.nn.Module:
@@ -87,8 +107,9 @@ class Learner:
     def learn(self, batch: PreferenceBatch) -> dict[str, Any]:
         """Add ``batch`` to the buffer and train on the buffer; returns ``train/`` metrics."""
         start = time.perf_counter()
-        reference_chosen, reference_rejected = self._reference_logps(batch)
-        self.buffer.add(batch, reference_chosen, reference_rejected)
+        cached = self._reference_pass(batch)
+        self.buffer.add(batch, cached)
+        self.explorer.learner_update(cached, self.reference_version)
         self.engine.train()
         sums: dict[str, float] = {}
         counts: dict[str, int] = {}
@@ -107,63 +128,92 @@ class Learner:
                 "train/learn_seconds": time.perf_counter() - start,
             }
         )
+        metrics.update(self.explorer.collect_metrics())
         return metrics
 
     @torch.no_grad()
-    def _reference_logps(self, batch: PreferenceBatch) -> tuple[torch.Tensor, torch.Tensor]:
-        """``([B], [B])`` reference log-probs of chosen and rejected (zeros for reference-free losses)."""
+    def _reference_pass(self, batch: PreferenceBatch) -> dict[str, torch.Tensor]:
+        """Per-pair reference quantities, computed once and cached with the pairs: ``reference_chosen`` and
+        ``reference_rejected`` ``[B]`` (zeros for reference-free losses), ``reference_own`` ``[B]`` and
+        ``own_features`` ``[B, H]`` when the explorer asks for them."""
         if self.reference is None or not self.loss.needs_reference:
-            return torch.zeros(len(batch)), torch.zeros(len(batch))
+            return {"reference_chosen": torch.zeros(len(batch)), "reference_rejected": torch.zeros(len(batch))}
         step = self.config.micro_batch_size
         parts = [
-            self._pair_logps(self.reference, batch.select(list(range(start, min(start + step, len(batch))))))
+            self._forward(self.reference, batch.select(list(range(start, min(start + step, len(batch))))), True)
             for start in range(0, len(batch), step)
         ]
-        return torch.cat([c.float().cpu() for c, _, _ in parts]), torch.cat([r.float().cpu() for _, r, _ in parts])
+        names = {"chosen": "reference_chosen", "rejected": "reference_rejected", "own": "reference_own"}
+        names["own_features"] = "own_features"
+        return {names[key]: torch.cat([p[key].float().cpu() for p in parts]) for key in parts[0] if key in names}
 
-    def _pair_logps(
-        self, model: torch.nn.Module, part: PreferenceBatch
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Chosen and rejected summed log-probs ``[B]`` under ``model`` (one forward pass over 2·B
-        right-padded sequences), and the ``[2B]`` response lengths."""
-        packed = pack_sequences(part.prompt_ids * 2, part.chosen_ids + part.rejected_ids, self.pad_token_id)
+    def _forward(
+        self, model: torch.nn.Module, part: PreferenceBatch, reference: bool = False
+    ) -> dict[str, torch.Tensor]:
+        """Summed log-probs ``[B]`` of each side (``chosen``, ``rejected``, and ``own`` when the explorer needs
+        it) under ``model``, in one forward pass over the right-padded sequences; ``lengths`` ``[n·B]``; and in
+        the reference pass ``own_features`` ``[B, H]`` when asked for."""
+        sides = [part.chosen_ids, part.rejected_ids] + ([part.extras[OWN_RESPONSE_IDS]] if self.own_logps else [])
+        packed = pack_sequences(part.prompt_ids * len(sides), [r for side in sides for r in side], self.pad_token_id)
         packed = packed.to(self.device)
-        logps = model_sequence_logps(model, packed)
-        size = len(part)
-        return logps[:size], logps[size:], packed.response_lengths.to(torch.float32)
+        outputs: dict[str, torch.Tensor] = {"lengths": packed.response_lengths.to(torch.float32)}
+        if reference and self.own_features:
+            logps, features = model_logps_and_features(model, packed, self.explorer.feature_position)
+            outputs["own_features"] = features[-len(part) :]
+        else:
+            logps = model_sequence_logps(model, packed)
+        for index, name in enumerate(("chosen", "rejected", "own")[: len(sides)]):
+            outputs[name] = logps[index * len(part) : (index + 1) * len(part)]
+        return outputs
 
     def _train_micro_batch(self, indices: np.ndarray) -> dict[str, float]:
-        part = self.buffer.pairs.select(indices.tolist())  # type: ignore[union-attr]
-        policy_chosen, policy_rejected, lengths = self._pair_logps(self.engine, part)
-        size = len(part)
-        device = policy_chosen.device
+        part, cached = self.buffer.rows(indices, self.device)
+        return self._step(self.engine, part, cached)
+
+    def _step(self, engine: Any, part: PreferenceBatch, cached: dict[str, torch.Tensor]) -> dict[str, float]:
+        """One micro-batch through ``engine``: DAP loss plus the explorer's bonus, backward, optimizer step
+        at the accumulation boundary; returns the micro-batch's ``train/`` statistics."""
+        policy = self._forward(engine, part)
+        size, lengths = len(part), policy["lengths"]
         pair_logps = PairLogps(
-            policy_chosen=policy_chosen,
-            policy_rejected=policy_rejected,
-            reference_chosen=self.buffer.reference_chosen[indices].to(device),
-            reference_rejected=self.buffer.reference_rejected[indices].to(device),
-            chosen_lengths=lengths[:size].clamp_min(1),
-            rejected_lengths=lengths[size:].clamp_min(1),
+            policy_chosen=policy["chosen"],
+            policy_rejected=policy["rejected"],
+            reference_chosen=cached["reference_chosen"],
+            reference_rejected=cached["reference_rejected"],
+            chosen_lengths=lengths[:size].clamp_min(1).to(self.device),
+            rejected_lengths=lengths[size : 2 * size].clamp_min(1).to(self.device),
         )
-        mask = torch.tensor(part.loss_mask, dtype=torch.float32, device=device)
-        per_pair = self.loss.per_pair(pair_logps)
-        loss = (per_pair * mask).sum() / size
+        mask = torch.tensor(part.loss_mask, dtype=torch.float32, device=self.device)
+        per_pair = self.loss.per_pair(pair_logps) * mask
+        bonus = self.explorer.bonus(
+            BonusInputs(
+                pair_logps, policy.get("own"), cached.get("reference_own"), cached.get("own_features"), part.extras
+            )
+        )
+        loss = (per_pair if bonus is None else per_pair + bonus).sum() / size
         if not torch.isfinite(loss):
             raise NonFiniteLossError(
                 f"the {self.loss.name} loss is {loss.item()} at learner step {self.version + 1} "
                 f"(pair log-probs: chosen {pair_logps.policy_chosen.tolist()[:4]}..., "
                 f"rejected {pair_logps.policy_rejected.tolist()[:4]}...); lower learner.lr or check the data"
             )
-        self.engine.backward(loss)
-        boundary = self.engine.is_gradient_accumulation_boundary()
-        unclipped_norm = self._full_grad_norm() if boundary and self.config.zero_stage == 0 else None
-        self.engine.step()
-        if boundary:
+        engine.backward(loss)
+        boundary = engine.is_gradient_accumulation_boundary()
+        unclipped_norm = self._full_grad_norm(engine) if boundary and self.config.zero_stage == 0 else None
+        engine.step()
+        if boundary and engine is self.engine:
             self.optimizer_steps += 1
+        stats = self._pair_stats(pair_logps, mask, loss)
+        if boundary:
+            norm = engine.get_global_grad_norm()
+            stats["grad_norm"] = _finite_or_nan(norm if norm is not None else unclipped_norm)
+        return stats
+
+    def _pair_stats(self, pair_logps: PairLogps, mask: torch.Tensor, loss: torch.Tensor) -> dict[str, float]:
         chosen_rewards, rejected_rewards = self.loss.rewards(pair_logps)
         valid = mask.bool()
         n_valid = max(int(valid.sum()), 1)
-        stats = {
+        return {
             "loss": float(loss.detach()),
             "rewards_chosen": float(chosen_rewards[valid].sum()) / n_valid,
             "rewards_rejected": float(rejected_rewards[valid].sum()) / n_valid,
@@ -172,14 +222,10 @@ class Learner:
             "logps_chosen": float(pair_logps.policy_chosen.detach()[valid].sum()) / n_valid,
             "logps_rejected": float(pair_logps.policy_rejected.detach()[valid].sum()) / n_valid,
         }
-        if boundary:
-            norm = self.engine.get_global_grad_norm()
-            stats["grad_norm"] = _finite_or_nan(norm if norm is not None else unclipped_norm)
-        return stats
 
-    def _full_grad_norm(self) -> float:
+    def _full_grad_norm(self, engine: Any) -> float:
         """Norm of the accumulated gradients (ZeRO-0 keeps them whole; DeepSpeed does not report it then)."""
-        norms = [torch.linalg.vector_norm(p.grad) for p in self.engine.module.parameters() if p.grad is not None]
+        norms = [torch.linalg.vector_norm(p.grad) for p in engine.module.parameters() if p.grad is not None]
         return float(torch.linalg.vector_norm(torch.stack(norms))) if norms else 0.0
 
     def save(self, folder: Path, tokenizer: PreTrainedTokenizerBase) -> None:
@@ -212,6 +258,25 @@ class Learner:
     def weights(self) -> dict[str, torch.Tensor]:
         """The policy's full weights for the actors: gathered (ZeRO-3), LoRA merged, base-model names."""
         return export_weights(self.policy, self.config.zero_stage)
+
+    def refresh_reference(self) -> dict[str, torch.Tensor]:
+        """π_ref ← π_θ: the reference takes the policy's current (merged) weights, which are returned for the
+        actors' reference copies. Pairs already in the buffer keep their cached reference log-probs."""
+        weights = self.weights()
+        if self.reference is not None:
+            self.reference.load_state_dict(weights)
+        else:  # a reference-free loss: keep a copy for actors that restart (reference_weights)
+            self._reference_copy = {name: tensor.detach().clone() for name, tensor in weights.items()}
+        self.reference_version = self.version
+        return weights
+
+    def reference_weights(self) -> dict[str, torch.Tensor] | None:
+        """π_ref's weights as of the last :meth:`refresh_reference` (``None`` before any: the initial policy)."""
+        if self.reference_version == 0 and not hasattr(self, "_reference_copy"):
+            return None
+        if self.reference is not None:
+            return dict(self.reference.state_dict())
+        return self._reference_copy
 
 
 def _finite_or_nan(value: Any) -> float:

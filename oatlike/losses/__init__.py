@@ -13,7 +13,13 @@ from dataclasses import dataclass
 import torch
 
 from oatlike.losses import dap
-from oatlike.losses.logps import PackedSequences, model_sequence_logps, pack_sequences, sequence_logps
+from oatlike.losses.logps import (
+    PackedSequences,
+    model_logps_and_features,
+    model_sequence_logps,
+    pack_sequences,
+    sequence_logps,
+)
 
 
 @dataclass
@@ -169,6 +175,7 @@ __all__ = [
     "PackedSequences",
     "PairLogps",
     "build_loss",
+    "model_logps_and_features",
     "model_sequence_logps",
     "pack_sequences",
     "sequence_logps",

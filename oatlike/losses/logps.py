@@ -69,3 +69,28 @@ def model_sequence_logps(model: torch.nn.Module, packed: PackedSequences) -> tor
     """``[B]`` summed response log-probs of ``packed`` under ``model`` (a causal LM)."""
     logits = model(input_ids=packed.input_ids, attention_mask=packed.attention_mask, use_cache=False).logits
     return sequence_logps(logits, packed.input_ids, packed.response_mask)
+
+
+def model_logps_and_features(
+    model: torch.nn.Module, packed: PackedSequences, position: str = "eos"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``([B] summed response log-probs, [B, H] features)`` of ``packed`` under ``model``, in one pass.
+
+    The feature is the last entry of the HF ``hidden_states`` tuple (the final decoder layer after the
+    final norm, the LM head's input) at the last non-padding token (``position="eos"``: the EOS when the
+    response has one), or at position −1 of the right-padded batch (``"last"``; a pad for short rows).
+    """
+    output = model(
+        input_ids=packed.input_ids,
+        attention_mask=packed.attention_mask,
+        use_cache=False,
+        output_hidden_states=True,
+    )
+    logps = sequence_logps(output.logits, packed.input_ids, packed.response_mask)
+    hidden = output.hidden_states[-1]
+    rows = torch.arange(hidden.shape[0], device=hidden.device)
+    if position == "eos":
+        last = packed.attention_mask.sum(-1) - 1
+    else:
+        last = torch.full_like(rows, hidden.shape[1] - 1)
+    return logps, hidden[rows, last.to(hidden.device)].float()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from transformers import (
@@ -21,6 +21,9 @@ from transformers import (
 
 from oatlike.config import LoraConfig
 from oatlike.errors import ConfigError
+
+if TYPE_CHECKING:
+    from peft import LoraConfig as PeftLoraConfig
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -62,22 +65,64 @@ def load_sequence_classifier(name_or_path: str, dtype: str = "float32", key: str
     return _from_pretrained(AutoModelForSequenceClassification, name_or_path, dtype, key)
 
 
-def apply_lora(model: PreTrainedModel, config: LoraConfig) -> torch.nn.Module:
-    """Wrap ``model`` with trainable LoRA adapters (base weights frozen)."""
+def _peft_lora_config(config: LoraConfig) -> PeftLoraConfig:
     from peft import LoraConfig as PeftLoraConfig
-    from peft import get_peft_model
 
-    peft_config = PeftLoraConfig(
+    return PeftLoraConfig(
         r=config.r,
         lora_alpha=config.alpha,
         lora_dropout=config.dropout,
         target_modules=list(config.target_modules),
         task_type="CAUSAL_LM",
     )
-    return get_peft_model(model, peft_config)
+
+
+def apply_lora(model: PreTrainedModel, config: LoraConfig) -> torch.nn.Module:
+    """Wrap ``model`` with trainable LoRA adapters (base weights frozen)."""
+    from peft import get_peft_model
+
+    return get_peft_model(model, _peft_lora_config(config))
+
+
+def apply_lora_ensemble(model: PreTrainedModel, config: LoraConfig, size: int, seed: int = 0) -> torch.nn.Module:
+    """Wrap ``model`` with ``size`` LoRA adapters ``member_0`` … on its frozen weights (BPO's ensemble).
+
+    Each adapter's random factor is drawn from its own seed, so the members start at the same model
+    (``B = 0``) but move apart.
+    """
+    from peft import get_peft_model
+
+    peft_config = _peft_lora_config(config)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        ensemble = get_peft_model(model, peft_config, adapter_name="member_0")
+        for index in range(1, size):
+            torch.manual_seed(seed + index)
+            ensemble.add_adapter(f"member_{index}", peft_config)
+    return ensemble
 
 
 _LORA_KEY = re.compile(r"^(?P<module>.+)\.lora_(?P<factor>[AB])\.(?P<adapter>[^.]+)\.weight$")
+
+
+def split_lora_state_dict(
+    state_dict: dict[str, torch.Tensor],
+) -> tuple[dict[str, torch.Tensor], dict[str, dict[str, dict[str, torch.Tensor]]]]:
+    """A PEFT ``state_dict`` split into its other weights and its LoRA factors ``{module: {adapter: {A, B}}}``."""
+    factors: dict[str, dict[str, dict[str, torch.Tensor]]] = {}
+    others: dict[str, torch.Tensor] = {}
+    for key, value in state_dict.items():
+        match = _LORA_KEY.match(key)
+        if match:
+            factors.setdefault(match["module"], {}).setdefault(match["adapter"], {})[match["factor"]] = value
+            continue
+        others[key] = value
+    return others, factors
+
+
+def base_model_names(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A PEFT model's (merged) weights under the plain model's names."""
+    return {key.removeprefix("base_model.model.").replace(".base_layer.", "."): v for key, v in state_dict.items()}
 
 
 def merge_lora_state_dict(state_dict: dict[str, torch.Tensor], scaling: float) -> dict[str, torch.Tensor]:
@@ -87,24 +132,14 @@ def merge_lora_state_dict(state_dict: dict[str, torch.Tensor], scaling: float) -
     ``.base_layer.weight``, ``.lora_A.<adapter>.weight`` and ``.lora_B.<adapter>.weight``) and returns the
     plain model's ``state_dict`` names and values.
     """
-    factors: dict[str, dict[str, torch.Tensor]] = {}
-    merged: dict[str, torch.Tensor] = {}
-    for key, value in state_dict.items():
-        match = _LORA_KEY.match(key)
-        if match:
-            factors.setdefault(match["module"], {})[match["factor"]] = value
-            continue
-        merged[key] = value
-    for module, ab in factors.items():
+    merged, factors = split_lora_state_dict(state_dict)
+    for module, adapters in factors.items():
+        ab = next(iter(adapters.values()))
         weight_key = f"{module}.base_layer.weight"
         base = merged.pop(weight_key)
         delta = (ab["B"].float() @ ab["A"].float()) * scaling
         merged[f"{module}.weight"] = (base.float() + delta).to(base.dtype)
-    renamed = {}
-    for key, value in merged.items():
-        key = key.removeprefix("base_model.model.").replace(".base_layer.", ".")
-        renamed[key] = value
-    return renamed
+    return base_model_names(merged)
 
 
 def export_weights(policy: torch.nn.Module, zero_stage: int) -> dict[str, torch.Tensor]:

@@ -6,6 +6,7 @@ Each step follows the paper pseudo-code of online DAP (ALGORITHMS.md §2)::
     pairs    ← collect(prompts)        actors: generate K → select → query the oracle → label
     metrics  ← learn(pairs)            learner: buffer → DAP loss → DeepSpeed step
     every sync_every steps: sync()     behaviour policy ← learner weights   (0: never, the offline baseline)
+    when the explorer says so: refresh_reference()   π_ref ← π_θ (learner and actors; BPO, SELM/COPO iterations)
     every eval.every steps: evaluate the learner's policy
 
 A runner says *where* the parts run (:class:`~oatlike.runners.local.LocalRunner`: this process;
@@ -61,6 +62,8 @@ class Runner(ABC):
         self.train_prompts, self.eval_prompts = self.builder.prompt_sets
         self.stream = PromptStream(self.train_prompts.prompts, seed=config.seed)
         self.tracker = Tracker(run_dir, config.tracking, save_resolved_config(config, run_dir), config.steps)
+        # the driver's copy of the explorer answers the schedule questions (prompt pool, scores, refreshes)
+        self.explorer = self.builder.explorer()
         self.queries = 0
         self.pairs_trained = 0
         self.sync_seconds = 0.0
@@ -86,6 +89,10 @@ class Runner(ABC):
     @abstractmethod
     def sync(self) -> dict[str, Any]:
         """Give the actors the learner's weights; returns ``misc/`` metrics (time, version, probe)."""
+
+    @abstractmethod
+    def refresh_reference(self) -> dict[str, Any]:
+        """π_ref ← π_θ in the learner and in the actors' reference copies; returns ``misc/`` metrics."""
 
     @abstractmethod
     def evaluate(self, step: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -160,7 +167,7 @@ class Runner(ABC):
         return step
 
     def _next_prompts(self) -> list[Prompt]:
-        return self.stream.next(self.config.actor.prompts_per_step)
+        return self.stream.next(self.explorer.prompt_pool_size(self.config.actor.prompts_per_step))
 
     def _prefetch(self, step: int) -> Any:
         """In async mode, start collecting the next step now (bounded staleness and budget permitting)."""
@@ -183,10 +190,13 @@ class Runner(ABC):
             raise
         self.pairs_trained += sum(batch.loss_mask)
         metrics["misc/pairs_trained"] = self.pairs_trained
-        if self.config.sync_every and step % self.config.sync_every == 0:
+        synced = bool(self.config.sync_every) and step % self.config.sync_every == 0
+        if synced:
             sync_metrics = self.sync()
             self.sync_seconds += sync_metrics.get("misc/sync_seconds", 0.0)
             metrics.update(sync_metrics)
+        if self.explorer.reference_refresh_due(step, synced):
+            metrics.update(self.refresh_reference())
         self.tracker.log(step, metrics)
         every = self.config.eval.every
         if (every and step % every == 0) or step == self.config.steps:
@@ -200,7 +210,7 @@ class Runner(ABC):
         if budget is None:
             return False
         actor = self.config.actor
-        scores = actor.num_samples if self.builder.explorer().needs_scores else 0
+        scores = actor.num_samples if self.explorer.needs_scores else 0
         most_per_step = actor.prompts_per_step * (1 + scores)
         return self.queries + (in_flight + 1) * most_per_step > budget
 

@@ -42,6 +42,10 @@ class LocalRunner(Runner):
         self.actor.engine.load_weights(self.learner.weights(), self.learner.version)
         return {"misc/sync_seconds": time.perf_counter() - start, "misc/weights_version": self.learner.version}
 
+    def refresh_reference(self) -> dict[str, Any]:
+        self.actor.load_reference_weights(self.learner.refresh_reference(), self.learner.version)
+        return {"misc/reference_version": self.learner.version}
+
     def evaluate(self, step: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         metrics = self.evaluator.evaluate(step, self.learner.weights(), self.learner.version)
         return metrics, self.evaluator.last_records

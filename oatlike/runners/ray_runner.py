@@ -127,7 +127,7 @@ class RayRunner(Runner):
         self.actors: list[Any] = []
         self.learners: list[Any] = []
         self.restarts = self.forced_syncs = self.sync_generation = 0
-        self._version = self._actor_version = 0
+        self._version = self._actor_version = self._reference_version = 0
         try:
             self.owns_ray = start_ray(config, self.builder.cache_dir)
             self._start_workers()
@@ -247,6 +247,8 @@ class RayRunner(Runner):
         if self.config.sync_every:  # the restarted actor holds the initial weights; bring every actor up to date
             self._broadcast(self._version)
             self.forced_syncs += 1
+        if self._reference_version:  # and its reference copy, if π_ref was refreshed since the start
+            self._broadcast(self._reference_version, "reference")
         try:
             return ray.get(self.actors[index].step.remote(chunk))
         except RayActorError as again:
@@ -280,16 +282,25 @@ class RayRunner(Runner):
         self._version += 1
         return merge_learner_metrics(results)
 
-    def _broadcast(self, version: int) -> dict[str, float]:
+    def _broadcast(self, version: int, which: str = "policy") -> dict[str, float]:
+        """Send the learner's weights to every actor: the policy, or (``which`` ≠ ``policy``) π_ref."""
         import ray
 
-        bucket_mb = self.config.weight_sync.bucket_mb
-        learner_refs = [learner.broadcast_weights.remote(bucket_mb) for learner in self.learners]
-        actor_refs = [actor.receive_weights.remote(version, bucket_mb) for actor in self.actors]
+        bucket_mb, reference = self.config.weight_sync.bucket_mb, which != "policy"
+        learner_refs = [learner.broadcast_weights.remote(bucket_mb, which) for learner in self.learners]
+        actor_refs = [actor.receive_weights.remote(version, bucket_mb, reference) for actor in self.actors]
         stats = ray.get(learner_refs)[0]
         ray.get(actor_refs)
-        self._actor_version = version
+        if reference:
+            self._reference_version = version
+        else:
+            self._actor_version = version
         return stats
+
+    def refresh_reference(self) -> dict[str, Any]:
+        start = time.perf_counter()
+        self._broadcast(self._version, "refresh_reference")
+        return {"misc/reference_version": self._version, "misc/reference_sync_seconds": time.perf_counter() - start}
 
     def sync(self) -> dict[str, Any]:
         start = time.perf_counter()

@@ -69,16 +69,20 @@ class ActorWorker:
         self.sync_group = SyncGroup(host, port, rank, world_size, timeout, self.builder.device, name)
         self.spec = spec
 
-    def receive_weights(self, version: int, bucket_mb: int) -> float:
-        """Receive the learner's weights and load them; returns the seconds it took."""
+    def receive_weights(self, version: int, bucket_mb: int, reference: bool = False) -> float:
+        """Receive weights from the learner and load them into the policy engine (or, with ``reference``,
+        the explorer's reference copy); returns the seconds it took."""
         assert self.sync_group is not None, "join_sync_group first"
         start = time.perf_counter()
         weights = self.sync_group.receive(self.spec, bucket_mb)
-        self.actor.engine.load_weights(weights, version)
+        if reference:
+            self.actor.load_reference_weights(weights, version)
+        else:
+            self.actor.engine.load_weights(weights, version)
         return time.perf_counter() - start
 
     def probe(self, prompt_ids: list[list[int]], response_ids: list[list[int]]) -> list[float]:
-        return self.actor.engine.sequence_logps(prompt_ids, response_ids)
+        return self.actor.engine.score(prompt_ids, response_ids).logps.tolist()
 
     def greedy(self, prompt_ids: list[list[int]], max_new_tokens: int) -> list[list[int]]:
         from oatlike.engines import SamplingParams
@@ -129,10 +133,16 @@ class LearnerWorker:
         """Rank 0 hosts the sync group's store and is its rank 0."""
         self.sync_group = SyncGroup(host, port, 0, world_size, timeout, self.builder.device, name)
 
-    def broadcast_weights(self, bucket_mb: int) -> dict[str, float]:
-        """Gather the weights (every rank) and broadcast them to the actors (rank 0)."""
+    def broadcast_weights(self, bucket_mb: int, which: str = "policy") -> dict[str, float]:
+        """Gather the weights (every rank) and broadcast them to the actors (rank 0). ``which``: ``policy``,
+        ``refresh_reference`` (π_ref ← π_θ, then send them) or ``reference`` (π_ref as last refreshed)."""
         start = time.perf_counter()
-        weights = self.learner.weights()
+        if which == "refresh_reference":
+            weights = self.learner.refresh_reference()
+        elif which == "reference":
+            weights = self.learner.reference_weights() or self.learner.weights()
+        else:
+            weights = self.learner.weights()
         gathered = time.perf_counter()
         sent = 0
         if self.rank == 0:

@@ -1,0 +1,61 @@
+"""Learning tests for the online explorers: every ``algo=`` preset raises the true utility.
+
+As in tests/test_learning.py, the margin is three standard errors of the mean per-prompt utility gain over
+step 0 (256 held-out prompts, greedy answers); no-op training (``learner.lr=0``) gives the same greedy
+answers, a gain of exactly 0 (tests/test_learning.py checks it), so beating the bar is beating no-op
+training. Seed 0 throughout. Run lengths come from benchmarks/sample_efficiency.py over seeds 0-2, where
+at these lengths every seed's gain was at least 1.6 times its bar (docs/benchmarks.md): each algorithm
+gets the shortest length at which that held.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from helpers import make_config
+
+from oatlike.runners import run
+
+pytestmark = pytest.mark.slow
+
+STEPS = {"bpo": 75, "apl": 125, "sea": 150, "selm": 200, "xpo": 200, "copo": 200}
+
+
+def utilities(run_dir: Path, step: int | None = None) -> np.ndarray:
+    files = sorted((run_dir / "eval").glob("step_*.jsonl"))
+    path = files[-1] if step is None else run_dir / "eval" / f"step_{step:06d}.jsonl"
+    return np.array([json.loads(line)["utility"] for line in path.read_text().splitlines()])
+
+
+def three_standard_errors(difference: np.ndarray) -> float:
+    return 3.0 * float(difference.std(ddof=1)) / math.sqrt(len(difference))
+
+
+@pytest.fixture(scope="module")
+def run_algo(tmp_path_factory) -> Callable[..., tuple[dict[str, Any], Path]]:
+    """Seed-0 runs of this module, each made once, when a test first asks for it."""
+    cache: dict[tuple[str, ...], tuple[dict[str, Any], Path]] = {}
+
+    def get(algo: str, *overrides: str) -> tuple[dict[str, Any], Path]:
+        if (algo, *overrides) not in cache:
+            run_dir = tmp_path_factory.mktemp(algo)
+            config = make_config(run_dir, f"algo={algo}", "seed=0", "eval.every=0", *overrides)
+            cache[(algo, *overrides)] = (run(config, run_dir), run_dir)
+        return cache[(algo, *overrides)]
+
+    return get
+
+
+@pytest.mark.parametrize("algo", sorted(STEPS))
+def test_explorer_improves_the_true_utility(run_algo, algo):
+    summary, run_dir = run_algo(algo, f"steps={STEPS[algo]}")
+    start, end = utilities(run_dir, 0), utilities(run_dir)
+    gain, bar = float((end - start).mean()), three_standard_errors(end - start)
+    assert gain > bar, (algo, gain, bar)
+    assert summary["final/eval/win_rate"] > summary["initial/eval/win_rate"]
