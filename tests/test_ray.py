@@ -88,6 +88,29 @@ def test_after_a_sync_actors_hold_the_learners_weights_bitwise(tmp_path):
         runner.close()
 
 
+def test_explorers_run_on_ray_actors_and_reference_refreshes_reach_them(tmp_path):
+    """SELM under runner=ray: the actors' reference engines write the own responses the learner's bonus
+    needs, and π_ref ← π_θ reaches every actor's reference copy bitwise."""
+    overrides = ["runner=ray", "actors.num=2", "algo=selm", "explore.reference_refresh_every=1", "learner.lr=1e-3"]
+    runner = RayRunner(make_config(tmp_path, *overrides), tmp_path)
+    try:
+        batch, metrics = runner.finish_collect(runner.start_collect(runner.stream.next(32)))
+        assert len(batch.extras["own_response_ids"]) == len(batch) == 32
+        assert metrics["explorer/reference_generated"] > 0  # one greedy reference answer per prompt
+        learned = runner.learn(batch)
+        assert "explorer/bonus" in learned  # the learner ranks add the SELM term
+        initial = ray.get(runner.actors[0].engine_weights.remote(reference=True))
+        assert runner.explorer.reference_refresh_due(1, synced=False)
+        assert runner.refresh_reference()["misc/reference_version"] == 1
+        policy = ray.get(runner.learners[0].engine_weights.remote())
+        assert any(not torch.equal(policy[k], initial[k]) for k in policy)
+        for actor in runner.actors:
+            reference = ray.get(actor.engine_weights.remote(reference=True))
+            assert all(torch.equal(reference[k], policy[k]) for k in policy)
+    finally:
+        runner.close()
+
+
 def test_async_mode_overlaps_generation_and_bounds_staleness(tmp_path):
     summary = run(make_config(tmp_path, "runner=ray", "runner.mode=async", "steps=5", "eval.every=0"), tmp_path)
     records = step_records(tmp_path)

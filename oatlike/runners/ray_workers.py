@@ -90,9 +90,9 @@ class ActorWorker:
         params = SamplingParams(greedy=True, max_new_tokens=max_new_tokens)
         return [group[0].token_ids for group in self.actor.engine.generate(prompt_ids, params)]
 
-    def engine_weights(self) -> dict[str, torch.Tensor] | None:
-        """The engine's weights (HF engines; ``None`` for engines that do not expose them)."""
-        model = getattr(self.actor.engine, "model", None)
+    def engine_weights(self, reference: bool = False) -> dict[str, torch.Tensor] | None:
+        """The policy engine's (or the reference engine's) weights; ``None`` where they are not exposed."""
+        model = getattr(self.actor.reference_engine if reference else self.actor.engine, "model", None)
         return {k: v.detach().clone() for k, v in model.state_dict().items()} if model is not None else None
 
 
