@@ -259,18 +259,65 @@ def tiny_pairrm_checkpoints(root: Path, seed: int = 0) -> dict[str, Path]:
 # ---------------------------------------------------------------------------------- a reward model
 
 
-def train_reward_model(
-    policy: Path, task: Any, out: Path, steps: int, prompts_per_step: int = 16, lr: float = 1e-3, seed: int = 0
-) -> Path:
-    """A reward model for ``task``: the policy's backbone with a scalar head, trained on task data.
+@torch.no_grad()
+def policy_samples(policy: Path, prompts: list[str], k: int, seed: int, max_new_tokens: int = 8) -> list[list[str]]:
+    """``k`` responses per prompt from the causal LM in ``policy``, at temperature 1 as the actor samples."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    Candidates per prompt: the best answer, the demonstrator's (its systematic mistakes), and corrupted
-    copies; the loss is Bradley–Terry on every pair of candidates ordered by true utility.
+    tokenizer = AutoTokenizer.from_pretrained(policy)
+    tokenizer.padding_side = "left"
+    model = AutoModelForCausalLM.from_pretrained(policy).eval()
+    samples: list[list[str]] = []
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        for start in range(0, len(prompts), 256):
+            chunk = prompts[start : start + 256]
+            batch = tokenizer(chunk, padding=True, return_tensors="pt")
+            output = model.generate(
+                **batch,
+                do_sample=True,
+                temperature=1.0,
+                top_k=0,
+                top_p=1.0,
+                max_new_tokens=max_new_tokens,
+                num_return_sequences=k,
+                pad_token_id=tokenizer.pad_token_id,
+                eos_token_id=tokenizer.eos_token_id,
+            )
+            texts = tokenizer.batch_decode(output[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
+            samples += [texts[i * k : (i + 1) * k] for i in range(len(chunk))]
+    return samples
+
+
+def train_reward_model(
+    policy: Path,
+    task: Any,
+    out: Path,
+    steps: int = 2000,
+    samples_per_prompt: int = 8,
+    prompts_per_step: int = 16,
+    lr: float = 1e-3,
+    seed: int = 0,
+    max_new_tokens: int = 8,
+) -> Path:
+    """A reward model for ``task``: the policy's backbone with a scalar head, trained on the policy's own samples.
+
+    Data: ``samples_per_prompt`` responses of the policy (temperature 1, as the actor samples) to every
+    training prompt, plus the best response, labelled by the task's utility; the loss is Bradley–Terry on
+    every pair of distinct utilities within a prompt (prompts whose candidates all tie are dropped).
     """
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     rng = random.Random(seed)
     prompts = [item.text for item in task.split("train")]
+    data = []
+    for prompt, sampled in zip(
+        prompts, policy_samples(policy, prompts, samples_per_prompt, seed, max_new_tokens), strict=True
+    ):
+        responses = list(dict.fromkeys([*sampled, task.best_response(prompt)]))
+        utilities = [task.utility(prompt, r) for r in responses]
+        if len(set(utilities)) > 1:
+            data.append((prompt, responses, torch.tensor(utilities)))
     tokenizer = AutoTokenizer.from_pretrained(policy)
     tokenizer.padding_side = "right"
     with torch.random.fork_rng():
@@ -278,35 +325,64 @@ def train_reward_model(
         model = AutoModelForSequenceClassification.from_pretrained(policy, num_labels=1)
     model.config.pad_token_id = tokenizer.pad_token_id
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    order: list[int] = []
     for _ in range(steps):
-        texts, utilities = [], []
-        for prompt in rng.sample(prompts, prompts_per_step):
-            for response in candidates(task, prompt, rng):
-                texts.append(prompt + response)
-                utilities.append(task.utility(prompt, response))
-        batch = tokenizer(texts, padding=True, return_tensors="pt")
-        rewards = model(**batch).logits[:, 0].view(prompts_per_step, -1)
-        target = torch.tensor(utilities).view(prompts_per_step, -1)
-        better = (target[:, :, None] > target[:, None, :]).float()
-        gaps = rewards[:, :, None] - rewards[:, None, :]
-        loss = -(torch.nn.functional.logsigmoid(gaps) * better).sum() / better.sum().clamp(min=1)
+        if len(order) < prompts_per_step:
+            order += rng.sample(range(len(data)), len(data))
+        batch = [data[order.pop()] for _ in range(prompts_per_step)]
+        texts = [prompt + response for prompt, responses, _ in batch for response in responses]
+        rewards = model(**tokenizer(texts, padding=True, return_tensors="pt")).logits[:, 0]
+        loss, pairs, offset = rewards.new_zeros(()), 0.0, 0
+        for _, responses, utilities in batch:
+            r = rewards[offset : offset + len(responses)]
+            offset += len(responses)
+            better = (utilities[:, None] > utilities[None, :]).float()
+            loss = loss - (torch.nn.functional.logsigmoid(r[:, None] - r[None, :]) * better).sum()
+            pairs += float(better.sum())
         optimizer.zero_grad()
-        loss.backward()
+        (loss / pairs).backward()
         optimizer.step()
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
 
 
-def candidates(task: Any, prompt: str, rng: random.Random) -> list[str]:
-    """Responses of every quality for ``prompt``, balanced so that no shortcut ranks them: for every digit
-    that is too small there is one too large, and answers of the wrong length."""
-    best = task.best_response(prompt)
-    if not best.isdigit():  # tasks whose answers are not numbers: the demonstrator's mistakes only
-        return [best, task.demonstration(prompt, rng), task.demonstration(prompt, rng)]
-    value, step = int(best), rng.choice([1, 10])
-    wrong_length = str(rng.randrange(10 ** rng.randrange(1, 5)))
-    return [best, task.demonstration(prompt, rng), str(value + step), str(max(0, value - step)), wrong_length]
+def cached_reward_model(cache_dir: Path, policy: Path, task: Any, **recipe: Any) -> Path:
+    """:func:`train_reward_model` once per (policy, task, recipe), kept under ``cache_dir/reward_models``."""
+    import hashlib
+
+    key = json.dumps({"policy": policy.name, "task": task.name, "recipe": recipe, "version": 1}, sort_keys=True)
+    folder = cache_dir / "reward_models" / f"rm-{task.name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+    if not (folder / "config.json").exists():
+        partial = folder.with_name(f"{folder.name}.partial-{os.getpid()}")
+        train_reward_model(policy, task, partial, **recipe)
+        partial.rename(folder)  # complete or absent: an interrupted build is redone
+    return folder
+
+
+@torch.no_grad()
+def pairwise_accuracy(
+    reward_model: Path, policy: Path, task: Any, samples_per_prompt: int = 8, seed: int = 1000, max_new_tokens: int = 8
+) -> tuple[float, int]:
+    """``(accuracy, pairs)``: how often the reward model ranks two of the policy's samples to a held-out
+    prompt as their utilities do, over all sample pairs of distinct utility."""
+    from oatlike.config import RewardModelOracleConfig
+    from oatlike.oracles.reward_model import RewardModelOracle
+
+    oracle = RewardModelOracle.from_config(RewardModelOracleConfig(model=str(reward_model)))
+    prompts = [item.text for item in task.split("eval")]
+    correct = total = 0
+    for prompt, sampled in zip(
+        prompts, policy_samples(policy, prompts, samples_per_prompt, seed, max_new_tokens), strict=True
+    ):
+        responses = list(dict.fromkeys(sampled))
+        utilities = [task.utility(prompt, r) for r in responses]
+        rewards = oracle.rewards([prompt] * len(responses), responses)
+        for i, j in ((i, j) for i in range(len(responses)) for j in range(len(responses))):
+            if utilities[i] > utilities[j]:
+                total += 1
+                correct += int(rewards[i] > rewards[j])
+    return correct / max(total, 1), total
 
 
 # ------------------------------------------------------------------------------ serve-oracle process
