@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from hydra import compose, initialize_config_dir
 
 from oatlike.cli import CONF_DIR
@@ -25,3 +26,10 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
 
 def eval_records(run_dir: Path) -> list[dict[str, Any]]:
     return [r for r in read_metrics(run_dir) if "eval/response_length" in r]
+
+
+def eval_utilities(run_dir: Path, step: int | None = None) -> np.ndarray:
+    """Per-prompt true utility of the greedy answers evaluated at ``step`` (default: the last evaluation)."""
+    files = sorted((run_dir / "eval").glob("step_*.jsonl"))
+    path = files[-1] if step is None else run_dir / "eval" / f"step_{step:06d}.jsonl"
+    return np.array([json.loads(line)["utility"] for line in path.read_text().splitlines()])

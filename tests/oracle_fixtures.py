@@ -299,21 +299,25 @@ def train_reward_model(
     lr: float = 1e-3,
     seed: int = 0,
     max_new_tokens: int = 8,
+    hard_negatives: int = 0,
 ) -> Path:
     """A reward model for ``task``: the policy's backbone with a scalar head, trained on the policy's own samples.
 
     Data: ``samples_per_prompt`` responses of the policy (temperature 1, as the actor samples) to every
-    training prompt, plus the best response, labelled by the task's utility; the loss is Bradley–Terry on
-    every pair of distinct utilities within a prompt (prompts whose candidates all tie are dropped).
+    training prompt, ``hard_negatives`` answers from :func:`ordered_wrong_content` (sorting only: what a
+    policy optimising a reward model trained on its samples alone learns to write), and the best response,
+    labelled by the task's utility; the loss is Bradley–Terry on every pair of distinct utilities within a
+    prompt (prompts whose candidates all tie are dropped).
     """
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    rng = random.Random(seed)
+    rng, negatives_rng = random.Random(seed), random.Random(seed)
     prompts = [item.text for item in task.split("train")]
     data = []
     for prompt, sampled in zip(
         prompts, policy_samples(policy, prompts, samples_per_prompt, seed, max_new_tokens), strict=True
     ):
+        sampled += [ordered_wrong_content(task, prompt, negatives_rng) for _ in range(hard_negatives)]
         responses = list(dict.fromkeys([*sampled, task.best_response(prompt)]))
         utilities = [task.utility(prompt, r) for r in responses]
         if len(set(utilities)) > 1:
@@ -345,6 +349,20 @@ def train_reward_model(
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
+
+
+def ordered_wrong_content(task: Any, prompt: str, rng: random.Random) -> str:
+    """A sorting answer in order but with the wrong numbers: the sorted list with one number replaced,
+    dropped or inserted."""
+    numbers = sorted(task.numbers(prompt))
+    index, kind = rng.randrange(len(numbers)), rng.randrange(3)
+    if kind == 0:
+        numbers[index] = rng.randrange(0, 21)
+    elif kind == 1 and len(numbers) > 1:
+        numbers.pop(index)
+    else:
+        numbers.insert(index, numbers[index] if rng.random() < 0.5 else rng.randrange(0, 10))
+    return " " + " ".join(map(str, sorted(numbers)))
 
 
 def cached_reward_model(cache_dir: Path, policy: Path, task: Any, **recipe: Any) -> Path:

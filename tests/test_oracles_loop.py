@@ -9,16 +9,19 @@ import math
 
 import pytest
 import torch
-from helpers import eval_records, make_config, read_metrics
+from helpers import eval_records, eval_utilities, make_config, read_metrics
 from oracle_fixtures import cached_reward_model, pairwise_accuracy, tiny_pairrm_checkpoints
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+from oatlike.config import ModelConfig, SortingTaskConfig
 from oatlike.errors import ConfigError
 from oatlike.runners import run
-from oatlike.tasks import ArithmeticTask
+from oatlike.tasks import SortingTask
+from oatlike.warmstart import ensure_policy_folder
 
-# The trained reward model's recipe (docs/benchmarks.md, "Learning against a trained reward model").
-RM_RECIPE = {"steps": 2000, "samples_per_prompt": 8, "prompts_per_step": 16, "lr": 1e-3, "seed": 0}
+# The trained reward model's recipe (docs/benchmarks.md, "Learning against a trained reward model"): the
+# sorting task, the policy's own samples plus two ordered answers with wrong numbers per prompt.
+RM_RECIPE = {"steps": 1000, "samples_per_prompt": 8, "max_new_tokens": 32, "hard_negatives": 2, "seed": 0}
 
 
 @pytest.fixture(scope="module")
@@ -91,27 +94,29 @@ def test_a_separate_evaluation_oracle(tmp_path, reward_model):
 
 
 @pytest.fixture(scope="module")
-def trained_reward_model(cache_dir, warm_policy):
-    """A reward model trained on the warm-start policy's own samples, labelled by the task's utility (cached)."""
-    return cached_reward_model(cache_dir, warm_policy, ArithmeticTask(), **RM_RECIPE)
+def sorting_policy(cache_dir):
+    """The warm start of ``task=sorting`` (the 1M tiny Llama after SFT on sorting demonstrations)."""
+    return ensure_policy_folder(ModelConfig(), SortingTaskConfig(), SortingTask(), cache_dir, progress=False)
+
+
+@pytest.fixture(scope="module")
+def trained_reward_model(cache_dir, sorting_policy):
+    """A reward model trained on the sorting task's data, labelled by its utility (cached by recipe)."""
+    return cached_reward_model(cache_dir, sorting_policy, SortingTask(), **RM_RECIPE)
 
 
 @pytest.mark.slow
-def test_online_dpo_against_a_trained_reward_model(tmp_path, trained_reward_model, warm_policy):
-    """A measurement, not a learning test: a small reward model trained on task data ranks the policy's
-    samples better than chance, and the loop optimises it (its win rate rises), but it is not good enough
-    for the policy's true utility to rise: on seeds 0-2 the utility falls (reward hacking). What was tried
-    and the numbers are in docs/benchmarks.md; the rule-oracle learning tests are in test_learning.py."""
-    accuracy, pairs = pairwise_accuracy(trained_reward_model, warm_policy, ArithmeticTask())
-    assert pairs > 500
-    assert accuracy > 0.5 + 3 * math.sqrt(0.25 / pairs), (accuracy, pairs)  # well above chance
-    overrides = ["oracle=reward_model", f"oracle.model={trained_reward_model}", "loss.beta=0.5"]
+def test_online_dpo_learns_against_a_trained_reward_model(tmp_path, trained_reward_model, sorting_policy):
+    """The learning test with oracle=reward_model: a small reward model trained on task data (not the
+    utility itself) labels every pair, and the policy's *true* utility rises beyond three standard errors
+    of its per-prompt gain, as with the rule oracle (tests/test_learning.py). Over seeds 0-2 the gain was
+    4.5-5.1 times its bar (docs/benchmarks.md); on the arithmetic task no recipe got there (same page)."""
+    accuracy, pairs = pairwise_accuracy(trained_reward_model, sorting_policy, SortingTask(), max_new_tokens=32)
+    assert pairs > 300 and accuracy > 0.8, (accuracy, pairs)  # on held-out pairs of the policy's own samples
+    overrides = ["task=sorting", "oracle=reward_model", f"oracle.model={trained_reward_model}"]
     summary = run(make_config(tmp_path, "seed=0", "eval.every=0", "steps=50", *overrides), tmp_path)
-    assert summary["stop_reason"] == "completed" and summary["steps"] == 50
     steps = [r for r in read_metrics(tmp_path) if "train/loss" in r]
-    assert len(steps) == 50 and 0 < summary["pairs_trained"] <= 50 * 32
-    assert summary["pairs_trained"] == summary["oracle_queries"]  # one query per trained pair (identical pairs skip)
-    assert summary["oracle_queries"] == steps[-1]["oracle/queries"] == sum(r["oracle/step_queries"] for r in steps)
-    assert all(r["oracle/failures"] == 0 for r in steps)
-    # the policy moves toward what the reward model prefers (evaluation uses a fork of the same model)
-    assert summary["final/eval/win_rate"] > summary["initial/eval/win_rate"]
+    assert summary["pairs_trained"] == summary["oracle_queries"] == sum(r["oracle/step_queries"] for r in steps)
+    start, end = eval_utilities(tmp_path, 0), eval_utilities(tmp_path)
+    gain = end - start
+    assert gain.mean() > 3 * gain.std(ddof=1) / math.sqrt(len(gain)), (gain.mean(), accuracy)
