@@ -40,9 +40,19 @@ class Tracker:
         self.start = time.perf_counter()
         self.metrics_file: TextIO = open(run_dir / "metrics.jsonl", "a")  # noqa: SIM115 - closed in close()
         self.wandb = WandbLogger(config.wandb, run_dir, run_config)
-        self.bar = tqdm(total=total_steps, desc="online alignment", unit="step", disable=not config.progress)
+        self.total_steps, self.show_progress = total_steps, config.progress
+        self._bar: Any = None
         self.figures: dict[str, str] = {}
         self.queries = 0
+
+    @property
+    def bar(self) -> Any:
+        """The console progress bar, drawn from the first record on (so start-up errors print cleanly)."""
+        if self._bar is None:
+            self._bar = tqdm(
+                total=self.total_steps, desc="online alignment", unit="step", disable=not self.show_progress
+            )
+        return self._bar
 
     def log(self, step: int, metrics: dict[str, Any]) -> None:
         """Record ``metrics`` for ``step`` (adds ``oracle/queries`` and elapsed seconds)."""
@@ -80,7 +90,8 @@ class Tracker:
         print("\n" + table, flush=True)
 
     def close(self) -> None:
-        self.bar.close()
+        if self._bar is not None:
+            self._bar.close()
         if not self.metrics_file.closed:
             self.metrics_file.close()
         self.wandb.close()
