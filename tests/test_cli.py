@@ -14,6 +14,12 @@ from helpers import read_metrics
 BIN = Path(sys.executable).parent / "oatlike"
 
 
+@pytest.fixture(autouse=True)
+def _built_warm_start(warm_policy):
+    """Build the default warm start in this process first: the commands below then load it from the cache
+    (a subprocess building it would spend its timeout on it on a busy machine)."""
+
+
 def oatlike(*args: str, cwd: Path, drop_env: tuple[str, ...] = (), module: bool = False) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "oatlike", *args] if module else [str(BIN), *args]
     env = {k: v for k, v in os.environ.items() if k not in drop_env}

@@ -166,7 +166,15 @@ def test_ctrl_c_stops_every_process_the_run_started(tmp_path):
         "run_dir=run",
         "tracking.progress=false",
     ]
-    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        command,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # as in a terminal: a suite started in the background (`make test &`) inherits SIGINT ignored
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     metrics = tmp_path / "run" / "metrics.jsonl"
     started = []
     deadline = time.time() + 300
