@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -33,3 +34,8 @@ def eval_utilities(run_dir: Path, step: int | None = None) -> np.ndarray:
     files = sorted((run_dir / "eval").glob("step_*.jsonl"))
     path = files[-1] if step is None else run_dir / "eval" / f"step_{step:06d}.jsonl"
     return np.array([json.loads(line)["utility"] for line in path.read_text().splitlines()])
+
+
+def three_standard_errors(difference: np.ndarray) -> float:
+    """Three standard errors of the mean of per-prompt ``difference`` (the learning tests' bar)."""
+    return 3.0 * float(difference.std(ddof=1)) / math.sqrt(len(difference))

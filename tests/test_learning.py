@@ -8,32 +8,16 @@ seed's gain is about twice its bar (docs/benchmarks.md records them).
 
 from __future__ import annotations
 
-import json
-import math
 from pathlib import Path
 
-import numpy as np
 import pytest
-from helpers import make_config
+from helpers import eval_utilities, make_config, three_standard_errors
 
 from oatlike.runners import run
 
 pytestmark = pytest.mark.slow
 
 BUDGET = ["oracle.max_queries=3200", "steps=400"]  # online and offline get the same query budget
-
-
-def utilities(run_dir: Path, step: int | None = None) -> np.ndarray:
-    """Per-prompt utilities of the evaluation at ``step`` (default: the last one)."""
-    files = sorted((run_dir / "eval").glob("step_*.jsonl"))
-    path = files[-1] if step is None else run_dir / "eval" / f"step_{step:06d}.jsonl"
-    return np.array([json.loads(line)["utility"] for line in path.read_text().splitlines()])
-
-
-def three_standard_errors(a: np.ndarray, b: np.ndarray) -> float:
-    """Three standard errors of mean(a − b) over the same prompts."""
-    difference = a - b
-    return 3.0 * float(difference.std(ddof=1)) / math.sqrt(len(difference))
 
 
 @pytest.fixture(scope="module")
@@ -54,11 +38,11 @@ def runs(tmp_path_factory) -> dict[str, tuple[dict, Path]]:
 def test_online_dpo_beats_no_op_training(runs):
     online_summary, online_dir = runs["online"]
     _, noop_dir = runs["noop"]
-    start, end = utilities(online_dir, 0), utilities(online_dir)
-    noop_gain = utilities(noop_dir).mean() - utilities(noop_dir, 0).mean()
+    start, end = eval_utilities(online_dir, 0), eval_utilities(online_dir)
+    noop_gain = eval_utilities(noop_dir).mean() - eval_utilities(noop_dir, 0).mean()
     assert noop_gain == 0.0  # lr = 0: the same greedy answers, to the token
     gain = end.mean() - start.mean()
-    assert gain > noop_gain + three_standard_errors(end, start), (gain, three_standard_errors(end, start))
+    assert gain > noop_gain + three_standard_errors(end - start), (gain, three_standard_errors(end - start))
     assert online_summary["final/eval/win_rate"] > online_summary["initial/eval/win_rate"]
 
 
@@ -67,14 +51,14 @@ def test_online_dpo_beats_the_offline_baseline_at_the_same_query_budget(runs):
     offline_summary, offline_dir = runs["offline"]
     assert abs(online_summary["oracle_queries"] - offline_summary["oracle_queries"]) <= 32  # one step's pairs
     assert max(online_summary["oracle_queries"], offline_summary["oracle_queries"]) <= 3200
-    online, offline = utilities(online_dir), utilities(offline_dir)
-    assert online.mean() - offline.mean() > three_standard_errors(online, offline)
+    online, offline = eval_utilities(online_dir), eval_utilities(offline_dir)
+    assert online.mean() - offline.mean() > three_standard_errors(online - offline)
     assert online_summary["final/eval/win_rate"] > offline_summary["final/eval/win_rate"]
 
 
 @pytest.mark.parametrize("algo", ["simpo", "ipo"])
 def test_simpo_and_ipo_learn(runs, algo):
     summary, run_dir = runs[algo]
-    start, end = utilities(run_dir, 0), utilities(run_dir)
-    assert end.mean() - start.mean() > three_standard_errors(end, start)
+    start, end = eval_utilities(run_dir, 0), eval_utilities(run_dir)
+    assert end.mean() - start.mean() > three_standard_errors(end - start)
     assert summary["final/eval/win_rate"] > summary["initial/eval/win_rate"]

@@ -10,31 +10,19 @@ gets the shortest length at which that held.
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from helpers import make_config
+from helpers import eval_utilities, make_config, three_standard_errors
 
 from oatlike.runners import run
 
 pytestmark = pytest.mark.slow
 
 STEPS = {"bpo": 75, "apl": 125, "sea": 150, "selm": 200, "xpo": 200, "copo": 200}
-
-
-def utilities(run_dir: Path, step: int | None = None) -> np.ndarray:
-    files = sorted((run_dir / "eval").glob("step_*.jsonl"))
-    path = files[-1] if step is None else run_dir / "eval" / f"step_{step:06d}.jsonl"
-    return np.array([json.loads(line)["utility"] for line in path.read_text().splitlines()])
-
-
-def three_standard_errors(difference: np.ndarray) -> float:
-    return 3.0 * float(difference.std(ddof=1)) / math.sqrt(len(difference))
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +43,7 @@ def run_algo(tmp_path_factory) -> Callable[..., tuple[dict[str, Any], Path]]:
 @pytest.mark.parametrize("algo", sorted(STEPS))
 def test_explorer_improves_the_true_utility(run_algo, algo):
     summary, run_dir = run_algo(algo, f"steps={STEPS[algo]}")
-    start, end = utilities(run_dir, 0), utilities(run_dir)
+    start, end = eval_utilities(run_dir, 0), eval_utilities(run_dir)
     gain, bar = float((end - start).mean()), three_standard_errors(end - start)
     assert gain > bar, (algo, gain, bar)
     assert summary["final/eval/win_rate"] > summary["initial/eval/win_rate"]
@@ -78,11 +66,11 @@ def test_sea_baits_against_passive_selection_at_an_equal_query_budget(run_algo):
     for summary in (baits, passive):
         assert summary["stop_reason"] == "oracle.max_queries reached"
         assert 1600 - 32 < summary["oracle_queries"] <= 1600
-    start = utilities(baits_dir, 0)
-    assert np.array_equal(start, utilities(passive_dir, 0))  # the same seed: the same starting policy
+    start = eval_utilities(baits_dir, 0)
+    assert np.array_equal(start, eval_utilities(passive_dir, 0))  # the same seed: the same starting policy
     for run_dir in (baits_dir, passive_dir):
-        gain = utilities(run_dir) - start
+        gain = eval_utilities(run_dir) - start
         assert gain.mean() > three_standard_errors(gain)
-    difference = utilities(baits_dir) - utilities(passive_dir)
+    difference = eval_utilities(baits_dir) - eval_utilities(passive_dir)
     print(f"BAITS − passive at 1600 queries: {difference.mean():+.3f} (3 SE {three_standard_errors(difference):.3f})")
     assert abs(difference.mean()) < three_standard_errors(difference)

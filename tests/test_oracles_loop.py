@@ -5,11 +5,9 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
-from helpers import eval_records, eval_utilities, make_config, read_metrics
+from helpers import eval_records, eval_utilities, make_config, read_metrics, three_standard_errors
 from oracle_fixtures import cached_reward_model, pairwise_accuracy, tiny_pairrm_checkpoints
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -119,4 +117,4 @@ def test_online_dpo_learns_against_a_trained_reward_model(tmp_path, trained_rewa
     assert summary["pairs_trained"] == summary["oracle_queries"] == sum(r["oracle/step_queries"] for r in steps)
     start, end = eval_utilities(tmp_path, 0), eval_utilities(tmp_path)
     gain = end - start
-    assert gain.mean() > 3 * gain.std(ddof=1) / math.sqrt(len(gain)), (gain.mean(), accuracy)
+    assert gain.mean() > three_standard_errors(gain), (gain.mean(), accuracy)
