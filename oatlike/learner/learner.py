@@ -68,6 +68,7 @@ class Learner:
         self.rng = np.random.default_rng(seed)
         self.version = 0
         self.reference_version = 0
+        self._reference_copy: dict[str, torch.Tensor] | None = None  # π_ref for actors, when no reference model
         self.optimizer_steps = 0
         self.world = world or ds.World()
         self.explorer = explorer if explorer is not None else PassiveExplorer()
@@ -272,10 +273,8 @@ class Learner:
 
     def reference_weights(self) -> dict[str, torch.Tensor] | None:
         """π_ref's weights as of the last :meth:`refresh_reference` (``None`` before any: the initial policy)."""
-        if self.reference_version == 0 and not hasattr(self, "_reference_copy"):
-            return None
         if self.reference is not None:
-            return dict(self.reference.state_dict())
+            return dict(self.reference.state_dict()) if self.reference_version else None
         return self._reference_copy
 
 
