@@ -26,11 +26,9 @@ os.environ.setdefault("DS_ACCELERATOR", "cpu")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import numpy as np
-from hydra import compose, initialize_config_dir
 
-from oatlike.cli import CONF_DIR
-from oatlike.config import load_config
-from oatlike.runners import run
+from oatlike.config import compose
+from oatlike.loop import run
 
 VARIANTS = {
     "dpo": ["algo=dpo"],
@@ -49,20 +47,16 @@ def utilities(run_dir: Path, step: int) -> np.ndarray:
 
 def run_variant(overrides: list[str], seed: int, steps: int, eval_every: int) -> tuple[list[tuple[float, float]], int]:
     run_dir = Path(tempfile.mkdtemp(prefix="oatlike-curve-"))
-    with initialize_config_dir(str(CONF_DIR), version_base=None):
-        cfg = compose(
-            "config",
-            overrides=[
-                *overrides,
-                f"seed={seed}",
-                f"steps={steps}",
-                f"eval.every={eval_every}",
-                f"run_dir={run_dir}",
-                "tracking.progress=false",
-            ],
-        )
+    config = compose(
+        *overrides,
+        f"seed={seed}",
+        f"steps={steps}",
+        f"eval.every={eval_every}",
+        f"run_dir={run_dir}",
+        "tracking.progress=false",
+    )
     with contextlib.redirect_stdout(io.StringIO()):
-        summary = run(load_config(cfg), run_dir)
+        summary = run(config, run_dir)
     start = utilities(run_dir, 0)
     cells = []
     for step in range(eval_every, steps + 1, eval_every):

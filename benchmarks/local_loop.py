@@ -32,14 +32,12 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import numpy as np
 import torch
 import torch.nn.functional as F
-from hydra import compose, initialize_config_dir
 
 from oatlike.builder import Builder
-from oatlike.cli import CONF_DIR
-from oatlike.config import Config, load_config
-from oatlike.data import PromptStream
+from oatlike.config import Config, compose
+from oatlike.data.prompts import PromptStream
 from oatlike.engines.hf import cut_at_eos, left_pad
-from oatlike.losses import model_sequence_logps, pack_sequences
+from oatlike.models.sequences import model_sequence_logps, pack_sequences
 
 
 @dataclass
@@ -66,8 +64,7 @@ def make_config(size: str, max_new_tokens: int, prompts: int, cache_dir: str) ->
         f"cache_dir={cache_dir}",
         "tracking.progress=false",
     ]
-    with initialize_config_dir(str(CONF_DIR), version_base=None):
-        return load_config(compose("config", overrides=overrides))
+    return compose(*overrides)
 
 
 class OatlikeLoop:

@@ -34,10 +34,12 @@ import torch
 from transformers import AutoTokenizer, LlamaForSequenceClassification
 
 from oatlike.models.tiny import tiny_llama_config
-from oatlike.oracles import Oracle, RuleOracle
+from oatlike.oracles.base import Oracle
+from oatlike.oracles.config import PairRMOracleConfig, RewardModelOracleConfig, RuleOracleConfig
 from oatlike.oracles.pairrm import PairRMOracle, random_pairrm
 from oatlike.oracles.reward_model import RewardModelOracle
-from oatlike.tasks import ArithmeticTask
+from oatlike.oracles.rule import RuleOracle
+from oatlike.tasks.arithmetic import ArithmeticTask
 from oatlike.warmstart import ensure_tokenizer
 
 BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64)
@@ -58,16 +60,19 @@ def oracle_builders(tokenizer_dir: Path) -> dict[str, Callable[[], Oracle]]:
             torch.manual_seed(0)
             config = tiny_llama_config(size, tokenizer)
             config.num_labels = 1
-            return RewardModelOracle(LlamaForSequenceClassification(config), tokenizer)
+            return RewardModelOracle(
+                RewardModelOracleConfig(model="in memory"), LlamaForSequenceClassification(config), tokenizer
+            )
 
         return build
 
     def pairrm() -> Oracle:
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-        return PairRMOracle(random_pairrm(tokenizer, hidden_size=256, num_layers=4, num_heads=4), tokenizer)
+        model = random_pairrm(tokenizer, hidden_size=256, num_layers=4, num_heads=4)
+        return PairRMOracle(PairRMOracleConfig(), model, tokenizer)
 
     return {
-        "rule": lambda: RuleOracle(ArithmeticTask()),
+        "rule": lambda: RuleOracle(RuleOracleConfig(), ArithmeticTask()),
         "reward_model-1m": reward_model("1m"),
         "reward_model-10m": reward_model("10m"),
         "pairrm": pairrm,

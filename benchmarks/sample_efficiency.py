@@ -37,11 +37,9 @@ os.environ.setdefault("WANDB_MODE", "disabled")
 
 import numpy as np
 import torch
-from hydra import compose, initialize_config_dir
 
-from oatlike.cli import CONF_DIR
-from oatlike.config import load_config
-from oatlike.runners import run
+from oatlike.config import compose
+from oatlike.loop import run
 
 VARIANTS = {
     "dpo": ["algo=dpo"],
@@ -83,11 +81,10 @@ def run_one(variant: str, seed: int, steps: int, eval_every: int, extra: list[st
     """Run one variant and seed; its evaluation curve, final gain with 3 SE, queries and seconds."""
     run_dir = Path(tempfile.mkdtemp(prefix=f"oatlike-{variant}-{seed}-"))
     overrides = [*VARIANTS[variant], *extra, f"seed={seed}", f"steps={steps}", f"eval.every={eval_every}"]
-    with initialize_config_dir(str(CONF_DIR), version_base=None):
-        cfg = compose("config", overrides=[*overrides, f"run_dir={run_dir}", "tracking.progress=false"])
+    config = compose(*overrides, f"run_dir={run_dir}", "tracking.progress=false")
     start = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):
-        summary = run(load_config(cfg), run_dir)
+        summary = run(config, run_dir)
     seconds = time.perf_counter() - start
     curve = eval_curve(run_dir)
     final = per_prompt_utilities(run_dir, curve[-1]["step"])

@@ -37,12 +37,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch
-from hydra import compose, initialize_config_dir
 
 from oatlike.builder import Builder
-from oatlike.cli import CONF_DIR
-from oatlike.config import Config, load_config
-from oatlike.runners import run
+from oatlike.config import Config, compose
+from oatlike.loop import run
 
 
 def make_config(args: argparse.Namespace, run_dir: Path, *overrides: str) -> Config:
@@ -61,8 +59,7 @@ def make_config(args: argparse.Namespace, run_dir: Path, *overrides: str) -> Con
         "tracking.progress=false",
         f"cache_dir={args.cache_dir}",
     ]
-    with initialize_config_dir(str(CONF_DIR), version_base=None):
-        return load_config(compose("config", overrides=[*common, *overrides]))
+    return compose(*common, *overrides)
 
 
 def time_oatlike(args: argparse.Namespace, name: str, *overrides: str) -> dict[str, Any]:

@@ -1,34 +1,37 @@
 """One builder for every runner: every component of an experiment, made from its :class:`Config`.
 
 The local runner calls it once in its process; the distributed runner calls the same methods inside each
-Ray actor, so a distributed bug always has a one-process repro. Nothing here runs the loop.
+Ray actor, so a distributed bug always has a one-process repro. Nothing here runs the loop, and nothing
+here knows a particular explorer, loss or oracle: each is built from its own config through its registry.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from oatlike.actors import Actor
-from oatlike.config import BPOExploreConfig, Config, VLLMEngineConfig
-from oatlike.data import PromptSet, load_prompt_sets
-from oatlike.engines import Engine, HFEngine, SamplingParams
+from oatlike.actors.actor import Actor
+from oatlike.config import Config
+from oatlike.data.prompts import PromptSet, load_prompt_sets
+from oatlike.engines.base import Engine, EngineSite, SamplingParams, build_engine
+from oatlike.engines.hf import HFEngine
 from oatlike.errors import ConfigError
-from oatlike.eval import Evaluator
-from oatlike.exploration import Explorer, Need, build_explorer
+from oatlike.eval.evaluator import Evaluator
+from oatlike.exploration.base import LearnerExplorer, Need, build_actor_explorer, build_learner_explorer
 from oatlike.exploration.features import FeatureBackbone
-from oatlike.learner import Learner
-from oatlike.learner.ds import World
+from oatlike.learner import ds
 from oatlike.learner.ensemble import LoraEnsembleLearner
-from oatlike.losses import build_loss
-from oatlike.models.loading import apply_lora, apply_lora_ensemble, load_causal_lm, load_tokenizer
-from oatlike.oracles import Oracle, build_oracle
-from oatlike.tasks import Task, build_task
-from oatlike.tasks.base import stable_seed
+from oatlike.learner.learner import Learner
+from oatlike.losses.loss import build_loss
+from oatlike.models.loading import load_causal_lm, load_tokenizer
+from oatlike.models.lora import apply_lora, apply_lora_ensemble
+from oatlike.oracles.base import Oracle, OracleSite, build_oracle
+from oatlike.seeding import stable_seed
+from oatlike.tasks.base import Task, build_task
 from oatlike.warmstart import default_cache_dir, ensure_policy_folder
 
 
@@ -54,10 +57,7 @@ class Builder:
 
     @cached_property
     def task(self) -> Task | None:
-        if self.config.task.name == "none":
-            return None
-        options = {k: v for k, v in dataclasses.asdict(self.config.task).items() if k != "name"}
-        return build_task(self.config.task.name, **options)
+        return build_task(self.config.task)
 
     @cached_property
     def cache_dir(self) -> Path:
@@ -85,7 +85,7 @@ class Builder:
 
     @cached_property
     def _oracle(self) -> Oracle:
-        return build_oracle(self.config.oracle, self.task, self.device, cache_dir=self.cache_dir)
+        return build_oracle(self.config.oracle, OracleSite(self.task, self.device, "oracle", self.cache_dir))
 
     def oracle(self) -> Oracle:
         """The training oracle, with its own counters (built once; copies share its model and cache)."""
@@ -95,23 +95,11 @@ class Builder:
         """The evaluation oracle (``eval.oracle``, by default the training one) with counters of its own."""
         if self.config.eval.oracle is None:
             return self.oracle()
-        return build_oracle(self.config.eval.oracle, self.task, self.device, "eval.oracle", self.cache_dir)
+        return build_oracle(self.config.eval.oracle, OracleSite(self.task, self.device, "eval.oracle", self.cache_dir))
 
-    def explorer(self, seed: int | None = None) -> Explorer:
-        """A new explorer for one process (actor or learner); they never share state."""
-        cfg = self.config
-        return build_explorer(cfg.explore, beta=cfg.loss.beta, seed=cfg.seed if seed is None else seed)
-
-    def backbone(self, reference: Engine | None) -> FeatureBackbone:
-        """The frozen features of candidates: ``explore.backbone`` (a causal LM), else the reference engine."""
-        path = getattr(self.config.explore, "backbone", None)
-        if path is None:
-            if reference is None:
-                raise ValueError("the default feature backbone is the reference engine; none was built")
-            return FeatureBackbone(reference)
-        tokenizer = load_tokenizer(path, key="explore.backbone")
-        model = load_causal_lm(path, self.config.model.dtype, key="explore.backbone")
-        return FeatureBackbone(HFEngine(model, tokenizer, self.device, self.config.engine.max_batch_size), tokenizer)
+    def learner_explorer(self) -> LearnerExplorer:
+        """The learner side of the explorer (every rank has its own)."""
+        return build_learner_explorer(self.config.explore, self.config.loss, self.config.seed)
 
     def sampling(self) -> SamplingParams:
         actor = self.config.actor
@@ -129,31 +117,37 @@ class Builder:
 
     def engine(self) -> Engine:
         """A generation engine holding a fresh copy of the initial policy (``engine=hf|vllm``)."""
-        engine = self.config.engine
-        if isinstance(engine, VLLMEngineConfig):
-            from oatlike.engines.vllm_engine import VLLMEngine
-
-            return VLLMEngine(self.policy_path, self.tokenizer, engine, self.device, self.config.seed)
-        return self.hf_engine()
+        site = EngineSite(self.policy_path, self.tokenizer, self.device, self.config.model.dtype, self.config.seed)
+        return build_engine(self.config.engine, site)
 
     def hf_engine(self) -> HFEngine:
-        """A Hugging Face engine holding a fresh copy of the initial policy."""
+        """A Hugging Face engine holding a fresh copy of the initial policy (reference copies: they give the
+        hidden features explorers read, whatever ``engine=`` says)."""
         return HFEngine(self.policy_model(), self.tokenizer, self.device, self.config.engine.max_batch_size)
 
-    def actor(self, index: int = 0, engine: Engine | None = None) -> Actor:
-        explorer = self.explorer(seed=stable_seed(self.config.seed, "explorer", index))
+    def backbone(self, reference: Engine | None) -> FeatureBackbone:
+        """The frozen features of candidates: ``explore.backbone`` (a causal LM), else the reference engine."""
+        path = getattr(self.config.explore, "backbone", None)
+        if path is None:
+            if reference is None:
+                raise ValueError("the default feature backbone is the reference engine; none was built")
+            return FeatureBackbone(reference)
+        tokenizer = load_tokenizer(path, key="explore.backbone")
+        model = load_causal_lm(path, self.config.model.dtype, key="explore.backbone")
+        return FeatureBackbone(HFEngine(model, tokenizer, self.device, self.config.engine.max_batch_size), tokenizer)
+
+    def actor(self, index: int = 0) -> Actor:
+        explorer = build_actor_explorer(self.config.explore, stable_seed(self.config.seed, "explorer", index))
         oracle = self.oracle()
-        if explorer.needs_scores and not oracle.has_score:
+        if Need.ORACLE_SCORES in explorer.needs and not oracle.has_score:
             raise ConfigError(
                 "explore",
                 f"explore={explorer.name} needs pointwise scores, which oracle={oracle.name} does not give; "
                 "choose a pairwise explorer (explore=passive) or a scoring oracle (rule, reward_model)",
             )
-        # a second engine with the reference policy (initial weights; the runner refreshes it), when asked for;
-        # always a Hugging Face engine, which gives the hidden features explorers read
         reference = self.hf_engine() if Need.REFERENCE_ENGINE in explorer.needs else None
         return Actor(
-            engine or self.engine(),
+            self.engine(),
             oracle,
             explorer,
             self.sampling(),
@@ -173,36 +167,38 @@ class Builder:
             cfg.learner.epochs * (min(t * per_step, cfg.buffer_size) // global_batch) for t in range(1, cfg.steps + 1)
         )
 
-    def learner(self, world: World | None = None) -> Learner:
+    def learner(self, world: ds.World | None = None) -> Learner:
         cfg = self.config
-        loss = build_loss(cfg.loss.name, **cfg.loss.options())
+        loss = build_loss(cfg.loss)
+        explorer = self.learner_explorer()
         model = self.policy_model()
         if cfg.model.gradient_checkpointing:
             model.gradient_checkpointing_enable()
         reference = self.policy_model() if loss.needs_reference else None
-        options = {
+        options: dict[str, Any] = {
             "pad_token_id": int(self.tokenizer.pad_token_id),
             "buffer_size": cfg.buffer_size // cfg.learner.num,
             "total_optimizer_steps": self.total_optimizer_steps(),
             "device": self.device,
             "seed": cfg.seed + (world.rank if world else 0),  # rank 0: the run seed, as in one process
-            "explorer": self.explorer(),
+            "explorer": explorer,
             "world": world,
         }
-        explore = cfg.explore
-        if isinstance(explore, BPOExploreConfig) and explore.ensemble_size > 1:  # BPO's LoRA ensemble
-            ensemble = apply_lora_ensemble(model, cfg.model.lora, explore.ensemble_size, seed=cfg.seed)
-            return LoraEnsembleLearner(cfg.learner, ensemble, reference, loss, merge=explore.merge, **options)
+        ensemble = explorer.adapter_ensemble
+        if ensemble is not None:
+            members = apply_lora_ensemble(model, cfg.model.lora, ensemble.size, seed=cfg.seed)
+            return LoraEnsembleLearner(
+                cfg.learner, members, reference, loss, merge=ensemble.merge, merged_model=self.policy_model(), **options
+            )
         policy = apply_lora(model, cfg.model.lora) if cfg.model.lora.enabled else model
-        return Learner(cfg.learner, policy, reference, loss, **options)  # type: ignore[arg-type]
+        return Learner(cfg.learner, policy, reference, loss, **options)
 
-    def evaluator(self, out_dir: Path | None, engine: Engine | None = None) -> Evaluator:
+    def evaluator(self) -> Evaluator:
         cfg = self.config
         return Evaluator(
-            engine or self.engine(),
+            self.engine(),
             self.prompt_sets[1].prompts,
             cfg.eval.max_new_tokens or cfg.actor.max_new_tokens,
             oracle=self.eval_oracle(),
             task=self.task,
-            out_dir=out_dir if cfg.eval.save_generations else None,
         )

@@ -11,36 +11,18 @@ Errors during the run (a missing data file, a NaN loss) are reported the same wa
 
 from __future__ import annotations
 
-import ast
 import difflib
-import inspect
-import itertools
 import re
 import sys
-from functools import cache
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from oatlike import config as config_module
-from oatlike.config import load_config, register_configs
+from oatlike.config import compose_dict, expand_shorthands, load_config, register_configs
 from oatlike.errors import ConfigError, OatlikeError
-
-CONF_DIR = Path(__file__).parent / "conf"
-GROUPS = ("algo", "task", "data", "model", "loss", "explore", "oracle", "engine", "runner")
-
-EXAMPLES = """\
-examples:
-  oatlike                                     the default experiment: online DPO, arithmetic task, tiny model
-  oatlike algo=simpo task=sorting steps=200   online SimPO on the sorting task
-  oatlike sync_every=0                        the offline baseline (the sampler never takes new weights)
-  oatlike model.size=10m learner.zero_stage=2 a larger tiny model, ZeRO-2
-  oatlike -m algo=dpo,ipo,simpo seed=0,1,2    a sweep (Hydra multirun), runs under runs/multirun/
-  oatlike oracle=pairrm eval.oracle=rule      PairRM labels the pairs; the task's utility judges evaluation
-  oatlike serve-oracle oracle=pairrm          serve an oracle over HTTP (oatlike serve-oracle --help)
-"""
+from oatlike.help import config_keys, group_options, help_text, markdown_help
 
 register_configs()
 
@@ -75,19 +57,10 @@ def _quiet_libraries() -> None:
     hf_logging.disable_progress_bar()
 
 
-def _dict_override(arg: str) -> str:
-    """``key={a: 1}`` sets a dict-valued key (``++key=...``): Hydra would merge it into the (struct) empty
-    dict and refuse the new sub-keys. Unknown keys are still rejected by the schema check."""
-    key, sep, value = arg.partition("=")
-    if sep and value.lstrip().startswith("{") and not key.startswith(("+", "~", "-")):
-        return "++" + arg
-    return arg
-
-
 def _run_job(cfg: DictConfig) -> Any:
     from hydra.core.hydra_config import HydraConfig
 
-    from oatlike.runners import run
+    from oatlike.loop import run
 
     config = load_config(cfg)
     run_dir = Path(config.run_dir or HydraConfig.get().runtime.output_dir)
@@ -138,7 +111,6 @@ def _override_variants(overrides: list[str]) -> list[list[str]]:
 
 def preflight(args: list[str]) -> str | None:
     """Compose and validate the config for ``args``; the one-line error, or ``None`` when all is well."""
-    from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
 
     args = expand_shorthands(args)
@@ -147,12 +119,11 @@ def preflight(args: list[str]) -> str | None:
         variants = _override_variants(overrides)
     except HydraException as error:
         return f"cannot parse the overrides: {_first_line(error)}"
-    with initialize_config_dir(str(CONF_DIR), version_base=None):
-        for variant in variants:
-            try:
-                load_config(compose("config", overrides=variant))
-            except (HydraException, OmegaConfBaseException, ConfigError, ValueError) as error:
-                return describe_error(error, variant)
+    for variant in variants:
+        try:
+            load_config(compose_dict(*variant))
+        except (HydraException, OmegaConfBaseException, ConfigError, ValueError) as error:
+            return describe_error(error, variant)
     return None
 
 
@@ -169,7 +140,7 @@ def describe_error(error: BaseException, overrides: list[str]) -> str:
     missing_option = re.search(r"Could not find '([\w/]+)/([^']+)'", text)
     if missing_option:
         group, option = missing_option.groups()
-        available = sorted(_group_options(group))
+        available = sorted(group_options(group))
         hint = difflib.get_close_matches(option, available, n=1)
         suggestion = f" (did you mean '{hint[0]}'?)" if hint else ""
         return f"unknown {group} '{option}'{suggestion}; choose one of: {', '.join(available)}"
@@ -190,12 +161,10 @@ def _key_from_text(text: str) -> str | None:
 
 
 def _suggest_key(full_key: str, overrides: list[str]) -> str:
-    from hydra import compose
-
     parent, _, leaf = full_key.rpartition(".")
     try:
         bad = full_key.lstrip("+~")
-        cfg = compose("config", overrides=[o for o in overrides if not o.lstrip("+~").startswith(bad + "=")])
+        cfg = compose_dict(*[o for o in overrides if not o.lstrip("+~").startswith(bad + "=")])
         node = OmegaConf.select(cfg, parent) if parent else cfg
         keys = list(node.keys()) if isinstance(node, DictConfig) else []
     except Exception:
@@ -204,145 +173,7 @@ def _suggest_key(full_key: str, overrides: list[str]) -> str:
     return f" (did you mean '{parent + '.' if parent else ''}{match[0]}'?)" if match else ""
 
 
-@cache
-def _group_options(group: str) -> tuple[str, ...]:
-    folder = CONF_DIR / group
-    return tuple(sorted(p.stem for p in folder.glob("*.yaml"))) if folder.is_dir() else ()
-
-
-# ------------------------------------------------------------------------------------------------- help
-
-
-@cache
-def _field_docs() -> dict[tuple[str, str], str]:
-    """``(class name, field) -> docstring`` parsed from the attribute docstrings in :mod:`oatlike.config`."""
-    tree = ast.parse(inspect.getsource(config_module))
-    docs: dict[tuple[str, str], str] = {}
-    for node in tree.body:
-        if not isinstance(node, ast.ClassDef):
-            continue
-        for statement, following in itertools.pairwise(node.body):
-            if (
-                isinstance(statement, ast.AnnAssign)
-                and isinstance(statement.target, ast.Name)
-                and isinstance(following, ast.Expr)
-                and isinstance(following.value, ast.Constant)
-                and isinstance(following.value.value, str)
-            ):
-                docs[(node.name, statement.target.id)] = " ".join(following.value.value.split()).replace("``", "`")
-    return docs
-
-
-def _doc_for(node: DictConfig, key: str) -> str:
-    schema = OmegaConf.get_type(node)
-    for cls in getattr(schema, "__mro__", ()):
-        doc = _field_docs().get((cls.__name__, key))
-        if doc:
-            return doc
-    return ""
-
-
-def config_keys(cfg: DictConfig, prefix: str = "") -> list[tuple[str, str, str]]:
-    """``(key, value, doc)`` for every leaf of ``cfg``, depth first."""
-    rows = []
-    for key in cfg:
-        path = f"{prefix}{key!s}"
-        child = cfg._get_node(key)
-        if isinstance(child, DictConfig) and not child._is_none() and len(child):  # null and {} are leaves
-            rows.extend(config_keys(child, path + "."))
-        else:
-            value = OmegaConf.to_container(child) if isinstance(child, ListConfig) else cfg[key]
-            rows.append((path, "null" if value is None else str(value), _doc_for(cfg, str(key))))
-    return rows
-
-
-def _composed(overrides: list[str]) -> DictConfig:
-    from hydra import compose, initialize_config_dir
-
-    with initialize_config_dir(str(CONF_DIR), version_base=None):
-        return compose("config", overrides=overrides)
-
-
-def help_text(overrides: list[str]) -> str:
-    """``oatlike --help``: usage, examples, config groups and every key with its value and meaning."""
-    cfg = _composed(expand_shorthands(overrides))
-    lines = [
-        "usage: oatlike [group=option ...] [key=value ...] [-m] [--cfg job] [--help]",
-        "",
-        "Online alignment of language models from preference feedback (python -m oatlike works too).",
-        "",
-        EXAMPLES,
-        "config groups (group=option):",
-    ]
-    lines += [f"  {group:<8} {', '.join(_group_options(group))}" for group in GROUPS]
-    lines += ["", "keys (values after the overrides given; set any with key=value):"]
-    for key, value, doc in config_keys(cfg):
-        lines.append(f"  {key} = {value}")
-        if doc:
-            lines.append(f"      {doc}")
-    lines += ["", "Hydra's own options (multirun, --cfg, shell completion): oatlike --hydra-help"]
-    return "\n".join(lines)
-
-
-def markdown_help() -> str:
-    """``docs/configuration.md``: the groups and every key of the default config, as Markdown."""
-    lines = [
-        "# Configuration reference",
-        "",
-        "Generated by `oatlike --markdown-help` from the typed configs in `oatlike/config.py`;",
-        "a test keeps this file in sync. Set any key on the command line: `oatlike key=value`.",
-        "",
-        "## Config groups",
-        "",
-        "| group | options |",
-        "|---|---|",
-    ]
-    lines += [f"| `{group}` | {', '.join(f'`{o}`' for o in _group_options(group))} |" for group in GROUPS]
-    lines += ["", "## Keys (default experiment)", "", "| key | default | meaning |", "|---|---|---|"]
-    for key, value, doc in config_keys(_composed([])):
-        lines.append(f"| `{key}` | `{value}` | {doc} |")
-    lines += [
-        "",
-        "Options of other groups add their own keys (for example `task=sorting` adds `task.max_length`);",
-        "`oatlike <group>=<option> --help` lists them.",
-    ]
-    lines += _option_keys_markdown("oracle", "`eval.oracle=<option>` takes the same keys as `eval.oracle.<key>`")
-    return "\n".join(lines) + "\n"
-
-
-def _option_keys_markdown(group: str, note: str) -> list[str]:
-    """A section per option of ``group`` (but the default) with the keys it adds or sets differently."""
-    default = {key: value for key, value, _ in config_keys(_composed([]))}
-    lines = ["", f"## `{group}=` options", "", f"Keys that each option adds or sets differently; {note}."]
-    for option in _group_options(group):
-        rows = [
-            (key, value, doc)
-            for key, value, doc in config_keys(_composed([f"{group}={option}"]))
-            if key.startswith(f"{group}.") and key != f"{group}.name" and default.get(key) != value
-        ]
-        if key_rows := [f"| `{key}` | `{value}` | {doc} |" for key, value, doc in rows]:
-            lines += ["", f"### `{group}={option}`", "", "| key | default | meaning |", "|---|---|---|", *key_rows]
-    return lines
-
-
-# ------------------------------------------------------------------------------ shorthands, serve-oracle
-
-SHORTHAND_GROUPS = {"eval.oracle": "oracle@eval.oracle"}
-"""``key=option`` that selects a group option into another key; Hydra spells it ``group@key=option``."""
-
-
-def expand_shorthands(args: list[str]) -> list[str]:
-    """``eval.oracle=judge`` → ``oracle@eval.oracle=judge`` (the oracle group, placed at eval.oracle), and
-    ``key={...}`` → ``++key={...}`` (see :func:`_dict_override`)."""
-    expanded = []
-    for arg in args:
-        key, equals, value = arg.partition("=")
-        prefix = key[: len(key) - len(key.lstrip("+~"))]
-        if equals and key.lstrip("+~") in SHORTHAND_GROUPS:
-            arg = f"{prefix}{SHORTHAND_GROUPS[key.lstrip('+~')]}={value}"
-        expanded.append(_dict_override(arg))
-    return expanded
-
+# ------------------------------------------------------------------------------------------ serve-oracle
 
 SERVE_ORACLE = "serve-oracle"
 SERVE_EXAMPLES = """\
@@ -364,11 +195,11 @@ def serve_help_text(overrides: list[str]) -> str:
         "cluster) until Ctrl-C. The protocol is documented in oatlike/oracles/serve.py.",
         "",
         SERVE_EXAMPLES,
-        f"oracle options: {', '.join(_group_options('oracle'))}",
+        f"oracle options: {', '.join(group_options('oracle'))}",
         "",
         "keys (values after the overrides given):",
     ]
-    for key, value, doc in config_keys(_composed(overrides)):
+    for key, value, doc in config_keys(compose_dict(*overrides)):
         if key.startswith(("oracle.", "serve.", "task.", "device", "cache_dir")):
             lines.append(f"  {key} = {value}")
             lines.extend([f"      {doc}"] if doc else [])
@@ -385,7 +216,7 @@ def serve_oracle_main(args: list[str]) -> None:
     if error:
         print(f"oatlike: error: {error}", file=sys.stderr)
         raise SystemExit(2)
-    config = load_config(_composed(expand_shorthands(args)))
+    config = load_config(compose_dict(*args))
     _quiet_libraries()
     from oatlike.oracles.serve import serve_until_stopped
 

@@ -73,11 +73,19 @@ class PreferenceBatch:
     rejected_ids: list[list[int]]
     preference_prob: list[float]
     loss_mask: list[bool]
-    weights_version: int = 0
+    behaviour_versions: list[int]
+    """Per pair, the version of the behaviour policy that sampled it (the learner step its weights came from)."""
+    reference_versions: list[int]
+    """Per pair, the version of π_ref the actor held when it collected it: the reference it is judged against."""
     extras: dict[str, list[Any]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.prompts)
+
+    @property
+    def oldest_behaviour_version(self) -> int:
+        """The oldest policy version that sampled a pair of the batch (its staleness when trained)."""
+        return min(self.behaviour_versions)
 
     def select(self, indices: list[int]) -> PreferenceBatch:
         """The pairs at ``indices``, in that order."""
@@ -94,7 +102,7 @@ class PreferenceBatch:
 
     @staticmethod
     def concat(batches: list[PreferenceBatch]) -> PreferenceBatch:
-        """All pairs of ``batches`` in order; ``weights_version`` is the oldest one."""
+        """All pairs of ``batches`` in order."""
         if not batches:
             raise ValueError("cannot concatenate zero preference batches")
         values: dict[str, Any] = {}
@@ -102,8 +110,6 @@ class PreferenceBatch:
             if f.name == "extras":
                 keys = batches[0].extras.keys()
                 values[f.name] = {k: [x for b in batches for x in b.extras[k]] for k in keys}
-            elif f.name == "weights_version":
-                values[f.name] = min(b.weights_version for b in batches)
             else:
                 values[f.name] = [x for b in batches for x in getattr(b, f.name)]
         return PreferenceBatch(**values)
@@ -117,7 +123,15 @@ class PreferenceBatch:
                 "rejected": self.rejected[i],
                 "preference_prob": self.preference_prob[i],
                 "loss_mask": self.loss_mask[i],
-                "weights_version": self.weights_version,
+                "behaviour_version": self.behaviour_versions[i],
+                "reference_version": self.reference_versions[i],
             }
             for i in range(len(self))
         ]
+
+
+OWN_RESPONSE_IDS = "own_response_ids"
+"""``PreferenceBatch.extras`` key: per pair, the token ids of π_ref's own response to the prompt (SELM, COPO);
+the learner scores it in the same forward pass as chosen and rejected."""
+CHOSEN_FROM_REFERENCE = "chosen_from_reference"
+"""``PreferenceBatch.extras`` key: per pair, whether the chosen side was sampled from π_ref (XPO)."""

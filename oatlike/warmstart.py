@@ -29,11 +29,14 @@ from filelock import FileLock
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
-from oatlike.config import ModelConfig, TaskConfig, WarmStartConfig
-from oatlike.losses.logps import pack_sequences, sequence_logps
+from oatlike.models.config import ModelConfig, WarmStartConfig
+from oatlike.models.sequences import pack_sequences, sequence_logps
 from oatlike.models.tiny import build_tiny_llama
 from oatlike.models.tokenizer import generic_corpus, train_tokenizer
-from oatlike.tasks import ArithmeticTask, SortingTask, Task
+from oatlike.tasks.arithmetic import ArithmeticTask
+from oatlike.tasks.base import Task
+from oatlike.tasks.config import TaskConfig
+from oatlike.tasks.sorting import SortingTask
 
 RECIPE_VERSION = 1
 TOKENIZER_VOCAB_SIZE = 1024

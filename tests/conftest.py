@@ -41,7 +41,8 @@ def cache_dir() -> Path:
 @pytest.fixture(scope="session")
 def tiny_untrained(cache_dir: Path) -> Path:
     """Folder of an untrained 1M tiny Llama with the shared tokenizer."""
-    from oatlike.config import ArithmeticTaskConfig, ModelConfig, WarmStartConfig
+    from oatlike.models.config import ModelConfig, WarmStartConfig
+    from oatlike.tasks.config import ArithmeticTaskConfig
     from oatlike.warmstart import ensure_policy_folder
 
     model = ModelConfig(warm_start=WarmStartConfig(enabled=False))
@@ -51,8 +52,9 @@ def tiny_untrained(cache_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def warm_policy(cache_dir: Path) -> Path:
     """Folder of the default warm start: the 1M tiny Llama after SFT on arithmetic demonstrations."""
-    from oatlike.config import ArithmeticTaskConfig, ModelConfig
-    from oatlike.tasks import ArithmeticTask
+    from oatlike.models.config import ModelConfig
+    from oatlike.tasks.arithmetic import ArithmeticTask
+    from oatlike.tasks.config import ArithmeticTaskConfig
     from oatlike.warmstart import ensure_policy_folder
 
     return ensure_policy_folder(ModelConfig(), ArithmeticTaskConfig(), ArithmeticTask(), cache_dir, progress=False)

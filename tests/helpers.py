@@ -1,28 +1,64 @@
-"""Helpers shared by the tests: compose a config exactly as the CLI does, read a run folder."""
+"""Helpers shared by the tests: configs composed as the CLI does, run folders read back, small batches,
+the real command line in a subprocess."""
 
 from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from hydra import compose, initialize_config_dir
+import torch
 
-from oatlike.cli import CONF_DIR
-from oatlike.config import Config, load_config
+from oatlike.actors.actor import Actor
+from oatlike.config import Config, compose
+from oatlike.learner.config import LearnerConfig
+from oatlike.learner.learner import Learner
+from oatlike.loop import build_loop
+from oatlike.losses.config import LOSSES
+from oatlike.losses.loss import build_loss
+from oatlike.models.config import LoraConfig
+from oatlike.models.loading import load_causal_lm
+from oatlike.models.lora import apply_lora
+from oatlike.types import Generation, PreferenceBatch, Prompt, Rollout
+
+BIN = Path(sys.executable).parent / "oatlike"
 
 
 def make_config(run_dir: Path, *overrides: str) -> Config:
     """The config the CLI would run for ``overrides`` (progress bar off, writing to ``run_dir``)."""
-    with initialize_config_dir(str(CONF_DIR), version_base=None):
-        cfg = compose("config", overrides=[f"run_dir={run_dir}", "tracking.progress=false", *overrides])
-    return load_config(cfg)
+    return compose(f"run_dir={run_dir}", "tracking.progress=false", *overrides)
+
+
+@dataclass
+class LocalRun:
+    """A finished ``runner=local`` run and the components it left behind, for inspection."""
+
+    summary: dict[str, Any]
+    actor: Actor
+    learner: Learner
+
+
+def run_local(run_dir: Path, *overrides: str) -> LocalRun:
+    """Run ``overrides`` with ``runner=local`` into ``run_dir``; returns the summary, the actor and the learner."""
+    loop = build_loop(make_config(run_dir, *overrides), run_dir)
+    summary = loop.run()
+    actors, learner = loop.roles.actors, loop.roles.learner
+    return LocalRun(summary, actors.actor, learner.learner)  # type: ignore[attr-defined]
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def step_records(run_dir: Path) -> list[dict[str, Any]]:
+    """The records of training steps (not evaluations)."""
+    return [r for r in read_metrics(run_dir) if "train/loss" in r]
 
 
 def eval_records(run_dir: Path) -> list[dict[str, Any]]:
@@ -39,3 +75,66 @@ def eval_utilities(run_dir: Path, step: int | None = None) -> np.ndarray:
 def three_standard_errors(difference: np.ndarray) -> float:
     """Three standard errors of the mean of per-prompt ``difference`` (the learning tests' bar)."""
     return 3.0 * float(difference.std(ddof=1)) / math.sqrt(len(difference))
+
+
+def make_batch(tokenizer: Any, size: int = 8, identical: int = 0, reference_version: int = 0) -> PreferenceBatch:
+    """``size`` arithmetic pairs whose chosen answer is right and rejected answer is off by one; the first
+    ``identical`` pairs have two identical responses (masked)."""
+    prompts = [tokenizer(f"{10 + i}+{20 + i}=").input_ids for i in range(size)]
+    eos = tokenizer.eos_token_id
+    chosen = [[*tokenizer(str(30 + 2 * i), add_special_tokens=False).input_ids, eos] for i in range(size)]
+    rejected = [[*tokenizer(str(31 + 2 * i), add_special_tokens=False).input_ids, eos] for i in range(size)]
+    for i in range(identical):
+        rejected[i] = list(chosen[i])
+    return PreferenceBatch(
+        prompts=[tokenizer.decode(p, skip_special_tokens=True) for p in prompts],
+        prompt_ids=prompts,
+        chosen=[tokenizer.decode(c, skip_special_tokens=True) for c in chosen],
+        rejected=[tokenizer.decode(r, skip_special_tokens=True) for r in rejected],
+        chosen_ids=chosen,
+        rejected_ids=rejected,
+        preference_prob=[1.0] * size,
+        loss_mask=[i >= identical for i in range(size)],
+        behaviour_versions=[0] * size,
+        reference_versions=[reference_version] * size,
+    )
+
+
+def make_learner(policy_dir: Path, loss: str = "dpo", lora: bool = False, seed: int = 0, **options: Any) -> Learner:
+    """A learner of the model in ``policy_dir`` on its own (one rank, CPU): micro-batches of 4 pairs, 2 per
+    optimizer step, lr 1e-3 unless ``options`` say otherwise."""
+    config = LearnerConfig(**{"micro_batch_size": 4, "grad_accum_steps": 2, "lr": 1e-3, **options})
+    policy = load_causal_lm(str(policy_dir))
+    if lora:
+        policy = apply_lora(policy, LoraConfig(enabled=True, r=4, alpha=8))
+    loss_fn = build_loss(LOSSES.get(loss).schema())
+    reference = load_causal_lm(str(policy_dir)) if loss_fn.needs_reference else None
+    return Learner(
+        config,
+        policy,
+        reference,
+        loss_fn,
+        pad_token_id=0,
+        buffer_size=8,
+        total_optimizer_steps=10,
+        device=torch.device("cpu"),
+        seed=seed,
+    )
+
+
+def toy_rollout(num_prompts: int, num_candidates: int) -> Rollout:
+    """A rollout of one-token candidates ``0 .. num_candidates - 1`` per prompt (selection tests)."""
+    prompts = [Prompt(f"{i}+1=", (1,)) for i in range(num_prompts)]
+    candidates = [[Generation([10 + j], str(j), True) for j in range(num_candidates)] for _ in prompts]
+    return Rollout(prompts, candidates)
+
+
+def oatlike(*args: str, cwd: Path, drop_env: tuple[str, ...] = (), module: bool = False) -> subprocess.CompletedProcess:
+    """Run the ``oatlike`` console script (or ``python -m oatlike``) in ``cwd``."""
+    command = [sys.executable, "-m", "oatlike", *args] if module else [str(BIN), *args]
+    env = {k: v for k, v in os.environ.items() if k not in drop_env}
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, env=env, timeout=600)
+
+
+RENDEZVOUS_ENV = ("MASTER_ADDR", "MASTER_PORT", "RANK", "LOCAL_RANK", "WORLD_SIZE")
+"""A learner built in the test process holds its rendezvous port: a CLI child must pick its own."""

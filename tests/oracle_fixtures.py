@@ -384,10 +384,10 @@ def pairwise_accuracy(
 ) -> tuple[float, int]:
     """``(accuracy, pairs)``: how often the reward model ranks two of the policy's samples to a held-out
     prompt as their utilities do, over all sample pairs of distinct utility."""
-    from oatlike.config import RewardModelOracleConfig
-    from oatlike.oracles.reward_model import RewardModelOracle
+    from oatlike.oracles.base import build_oracle
+    from oatlike.oracles.config import RewardModelOracleConfig
 
-    oracle = RewardModelOracle.from_config(RewardModelOracleConfig(model=str(reward_model)))
+    oracle = build_oracle(RewardModelOracleConfig(model=str(reward_model)))
     prompts = [item.text for item in task.split("eval")]
     correct = total = 0
     for prompt, sampled in zip(

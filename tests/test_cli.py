@@ -3,27 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-from helpers import read_metrics
-
-BIN = Path(sys.executable).parent / "oatlike"
+from helpers import oatlike, read_metrics
 
 
 @pytest.fixture(autouse=True)
 def _built_warm_start(warm_policy):
     """Build the default warm start in this process first: the commands below then load it from the cache
     (a subprocess building it would spend its timeout on it on a busy machine)."""
-
-
-def oatlike(*args: str, cwd: Path, drop_env: tuple[str, ...] = (), module: bool = False) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "oatlike", *args] if module else [str(BIN), *args]
-    env = {k: v for k, v in os.environ.items() if k not in drop_env}
-    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, env=env, timeout=600)
 
 
 def test_cli_runs_an_experiment_end_to_end(tmp_path):

@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
-from oatlike.cli import CONF_DIR, GROUPS, describe_error, help_text, markdown_help, preflight
-from oatlike.config import Config, load_config
+from oatlike.cli import describe_error, preflight
+from oatlike.config import CONF_DIR, REGISTRIES, Config, compose, compose_dict
+from oatlike.help import GROUPS, config_keys, group_options, help_text, markdown_help
 
 ROOT = Path(__file__).resolve().parents[1]
-SHIPPED = [(group, path.stem) for group in GROUPS for path in sorted((CONF_DIR / group).glob("*.yaml"))]
+SHIPPED = [(group, option) for group in GROUPS for option in group_options(group)]
 # options that need a value the default experiment cannot supply on its own
 NEEDS = {
     ("model", "hf"): ["model.pretrain=some/model"],
@@ -27,8 +28,7 @@ NEEDS = {
 
 
 def composed(overrides: list[str]) -> Config:
-    with initialize_config_dir(str(CONF_DIR), version_base=None):
-        return load_config(compose("config", overrides=overrides))
+    return compose(*overrides)
 
 
 @pytest.mark.parametrize(("group", "option"), SHIPPED, ids=[f"{g}={o}" for g, o in SHIPPED])
@@ -119,10 +119,45 @@ def test_configuration_docs_are_in_sync():
 
 
 def test_every_field_has_a_docstring():
-    from oatlike.cli import config_keys
+    for group, option in SHIPPED:
+        cfg = compose_dict(f"{group}={option}", *NEEDS.get((group, option), []))
+        undocumented = [key for key, _, doc in config_keys(cfg) if not doc]
+        assert not undocumented, f"{group}={option}: {undocumented}"
 
-    with initialize_config_dir(str(CONF_DIR), version_base=None):
-        for group, option in SHIPPED:
-            cfg = compose("config", overrides=[f"{group}={option}", *NEEDS.get((group, option), [])])
-            undocumented = [key for key, _, doc in config_keys(cfg) if not doc]
-            assert not undocumented, f"{group}={option}: {undocumented}"
+
+def leaves(node: dict, prefix: str = "") -> dict[str, object]:
+    """``{dotted key: value}`` of a plain nested dict."""
+    flat: dict[str, object] = {}
+    for key, value in node.items():
+        if isinstance(value, dict) and value:
+            flat.update(leaves(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+@pytest.mark.parametrize("path", sorted(CONF_DIR.rglob("*.yaml")), ids=lambda p: str(p.relative_to(CONF_DIR)))
+def test_option_files_hold_only_what_differs_from_the_defaults(path):
+    """A YAML option (or config.yaml) restating a schema default would be a second copy of it to drift."""
+    loaded = OmegaConf.to_container(OmegaConf.load(path)) or {}
+    assert isinstance(loaded, dict)
+    loaded.pop("defaults", None)
+    loaded.pop("hydra", None)
+    group = path.parent.name
+    package = "" if group in ("conf", "algo") else f"{group}."  # algo presets set root keys (@package _global_)
+    defaults = OmegaConf.structured(Config)
+    restated = [
+        key
+        for key, value in leaves(loaded).items()
+        if not OmegaConf.is_missing(defaults, package + key) and OmegaConf.select(defaults, package + key) == value
+    ]
+    assert not restated, f"{path.name} restates defaults: {restated}"
+
+
+def test_plugin_options_are_their_registered_schemas():
+    """``loss=``, ``explore=``, ... need no option files: each option is its schema, defaults written once."""
+    for group, registry in REGISTRIES.items():
+        assert not (CONF_DIR / group).exists(), group
+        for option in registry:
+            node = compose_dict(f"{group}={option.name}")[group]
+            assert OmegaConf.get_type(node) is option.schema and node.name == option.name

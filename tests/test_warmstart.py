@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import statistics
-import time
 
 import torch
 
-from oatlike.config import ArithmeticTaskConfig, ModelConfig, SortingTaskConfig, WarmStartConfig
-from oatlike.engines import HFEngine, SamplingParams
+from oatlike import warmstart
+from oatlike.engines.base import SamplingParams
+from oatlike.engines.hf import HFEngine
+from oatlike.models.config import ModelConfig, WarmStartConfig
 from oatlike.models.loading import load_causal_lm, load_tokenizer
-from oatlike.tasks import ArithmeticTask, SortingTask
+from oatlike.tasks.arithmetic import ArithmeticTask
+from oatlike.tasks.config import ArithmeticTaskConfig, SortingTaskConfig
+from oatlike.tasks.sorting import SortingTask
 from oatlike.warmstart import default_cache_dir, ensure_policy_folder, ensure_tokenizer
 
 
@@ -36,22 +39,26 @@ def test_default_warm_start_is_mediocre_but_competent(warm_policy, tiny_untraine
     assert abs(trained - reference) < 0.1
 
 
-def test_cached_by_recipe_and_built_atomically(tmp_path):
+def test_cached_by_recipe_and_built_atomically(tmp_path, monkeypatch):
     model = ModelConfig(warm_start=WarmStartConfig(steps=20, batch_size=8))
-    start = time.perf_counter()
     first = ensure_policy_folder(model, SortingTaskConfig(), SortingTask(), tmp_path, progress=False)
-    built_seconds = time.perf_counter() - start
     assert {"config.json", "model.safetensors", "tokenizer.json", "warm_start.json"} <= {
         p.name for p in first.iterdir()
     }
-    start = time.perf_counter()
-    again = ensure_policy_folder(model, SortingTaskConfig(), SortingTask(), tmp_path, progress=False)
-    assert again == first and time.perf_counter() - start < built_seconds
+    built = (first / "model.safetensors").stat().st_mtime_ns
+
+    def no_second_build(*args, **kwargs):
+        raise AssertionError("the cached warm start was trained again")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(warmstart, "supervised_fine_tune", no_second_build)
+        again = ensure_policy_folder(model, SortingTaskConfig(), SortingTask(), tmp_path, progress=False)
+    assert again == first and (first / "model.safetensors").stat().st_mtime_ns == built
     changed = ModelConfig(warm_start=WarmStartConfig(steps=21, batch_size=8))
     other = ensure_policy_folder(changed, SortingTaskConfig(), SortingTask(), tmp_path, progress=False)
     assert other != first
     task_changed = ensure_policy_folder(
-        model, SortingTaskConfig(max_value=30), SortingTask(max_value=30), tmp_path, False
+        model, SortingTaskConfig(max_value=30), SortingTask(SortingTaskConfig(max_value=30)), tmp_path, False
     )
     assert task_changed not in (first, other)
     leftovers = [p.name for p in (tmp_path / "models").iterdir() if ".tmp-" in p.name]

@@ -1,6 +1,6 @@
 """The actor: prompts in, labelled preference pairs out.
 
-One :meth:`Actor.step` is the data-collection half of the online loop (ALGORITHMS.md §2, §6)::
+One :meth:`Actor.step` is the data-collection half of the online loop (docs/algorithms.md §2, §6)::
 
     candidates ← explorer.generate(engines, prompts)       K samples of the behaviour policy (+ reference ones)
     side info  ← what explorer.needs asks for               oracle scores, candidate log-probs, features
@@ -10,8 +10,10 @@ One :meth:`Actor.step` is the data-collection half of the online loop (ALGORITHM
     labels     ← Bernoulli(P) or P > 0.5                     chosen / rejected
     explorer.update(pairs, labels)                           its own model learns (SEA's reward ensemble)
 
-The actor holds no state but its engines' weights (and their versions) and its explorer's model, so a
-restarted actor is as good as the one it replaces once its explorer has relearned.
+The actor's state (:meth:`Actor.state_dict`) is its random streams, its oracle's counters and its
+explorer's model; its engines' weights come from the learner (a weight sync), with their versions: the
+batch records the policy version that sampled it and the reference version its explorer used, so the
+learner judges every pair against the reference of the policy that generated it.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import torch
 
 from oatlike.engines.base import Engine, SamplingParams
-from oatlike.exploration.base import Engines, Explorer, Need
+from oatlike.exploration.base import ActorExplorer, Engines, Need
 from oatlike.exploration.features import FeatureBackbone
 from oatlike.oracles.base import Oracle, draw_labels
 from oatlike.types import PreferenceBatch, Prompt, Rollout
@@ -38,7 +41,7 @@ class Actor:
         self,
         engine: Engine,
         oracle: Oracle,
-        explorer: Explorer,
+        explorer: ActorExplorer,
         sampling: SamplingParams,
         label_mode: str = "sampled",
         seed: int = 0,
@@ -57,6 +60,13 @@ class Actor:
         """A frozen (or refreshed) copy of the reference policy, when the explorer needs one."""
         self.backbone = backbone
         """The frozen feature backbone, when the explorer needs candidate features."""
+        self.reference_version = 0
+        """Version of π_ref the actor holds (0: the initial policy), also without a reference engine."""
+
+    @property
+    def policy_version(self) -> int:
+        """Version of the behaviour policy's weights (the learner step they come from)."""
+        return self.engine.weights_version
 
     def rollout(self, prompts: list[Prompt]) -> Rollout:
         """K candidates per prompt from the behaviour policy (and what the explorer generates besides)."""
@@ -98,15 +108,37 @@ class Actor:
                 raise ValueError("candidate features need the actor's feature backbone")
             rollout.extras["features"] = self.backbone.features(rollout)
             self.explorer.log(featurized_sequences=sum(len(group) for group in groups))
-        if not self.explorer.needs_scores:
+        if Need.ORACLE_SCORES not in needs:
             return None
         flat = [(p.text, g.text) for p, group in zip(rollout.prompts, groups, strict=True) for g in group]
         return self.oracle.score([t for t, _ in flat], [r for _, r in flat]).reshape(len(rollout), -1)
 
-    def load_reference_weights(self, state_dict: dict[str, Any], version: int) -> None:
-        """Refresh the actor's reference copy (π_ref ← π_θ: BPO, iterative SELM / COPO)."""
+    def load_reference_weights(self, state_dict: dict[str, Any] | None, version: int) -> None:
+        """π_ref ← π_θ (BPO, iterative SELM / COPO): load the weights into the reference engine, when the
+        actor has one (otherwise ``state_dict`` may be ``None``), and record the version."""
         if self.reference_engine is not None:
+            if state_dict is None:
+                raise ValueError("the actor's reference engine needs the reference weights, not only a version")
             self.reference_engine.load_weights(state_dict, version)
+        self.reference_version = version
+
+    def state_dict(self) -> dict[str, Any]:
+        """The actor's random streams (labels, selection; torch's, which sampling draws from), its oracle's
+        counters and its explorer's state; the engines' weights come from the learner."""
+        return {
+            "rng": self.rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(),
+            "oracle": self.oracle.state_dict(),
+            "explorer": self.explorer.state_dict(),
+            "reference_version": self.reference_version,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.rng.bit_generator.state = state["rng"]
+        torch.set_rng_state(state["torch_rng"])
+        self.oracle.load_state_dict(state["oracle"])
+        self.explorer.load_state_dict(state["explorer"])
+        self.reference_version = state["reference_version"]
 
     def label(
         self, rollout: Rollout, pairs: np.ndarray, model_preference: np.ndarray | None = None
@@ -141,7 +173,8 @@ class Actor:
             rejected_ids=[g.token_ids for g in rejected],
             preference_prob=[float(p if w else 1.0 - p) for p, w in zip(probabilities, a_wins, strict=True)],
             loss_mask=[bool(d) for d in distinct],
-            weights_version=rollout.weights_version,
+            behaviour_versions=[rollout.weights_version] * len(a),
+            reference_versions=[self.reference_version] * len(a),
         ), chosen_first
 
     def _metrics(

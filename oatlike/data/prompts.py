@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from transformers import PreTrainedTokenizerBase
 
-from oatlike.config import DataConfig
+from oatlike.data.config import DataConfig
 from oatlike.errors import DataError
 from oatlike.tasks.base import PromptItem, Task
 from oatlike.types import Prompt
@@ -66,6 +66,13 @@ class PromptStream:
                 self.epoch += 1
             batch.append(self.prompts[self._order.pop()])
         return batch
+
+    def state_dict(self) -> dict[str, Any]:
+        """The position in the stream: the epoch and what is left of its order."""
+        return {"seed": self.seed, "epoch": self.epoch, "order": list(self._order)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.seed, self.epoch, self._order = state["seed"], state["epoch"], list(state["order"])
 
 
 def encode_prompts(

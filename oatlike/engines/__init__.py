@@ -1,6 +1,2 @@
-"""Generation engines behind one interface (``engine=hf``)."""
-
-from oatlike.engines.base import Engine, SamplingParams, SequenceScores
-from oatlike.engines.hf import HFEngine
-
-__all__ = ["Engine", "HFEngine", "SamplingParams", "SequenceScores"]
+"""Generation engines behind one interface (:mod:`oatlike.engines.base`): ``engine=hf`` (:mod:`~oatlike.engines.hf`)
+and ``engine=vllm`` (:mod:`~oatlike.engines.vllm_engine`)."""

@@ -1,8 +1,11 @@
 """Generation engines: prompts in, K sampled responses per prompt out, with versioned weights.
 
 An :class:`Engine` owns a copy of the behaviour policy. The actor calls :meth:`Engine.generate`; the weight
-sync calls :meth:`Engine.load_weights` with the learner's (gathered, LoRA-merged) weights and their version.
-Implementations: ``hf`` (transformers ``generate``, :mod:`oatlike.engines.hf`).
+sync calls :meth:`Engine.load_weights` with the learner's (gathered, LoRA-merged) weights and their version,
+and its probe compares :meth:`Engine.score` with the learner's log-probs. Implementations, chosen by
+``engine=``: ``hf`` (transformers ``generate``, :mod:`oatlike.engines.hf`) and ``vllm`` (vLLM's ``LLM``, the
+GPU build or the CPU build, :mod:`oatlike.engines.vllm_engine`). Both report a generation's ``logprob`` as
+the summed log-probability under the *sampling* distribution (after temperature, top-k and top-p).
 """
 
 from __future__ import annotations
@@ -10,11 +13,37 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from oatlike.types import Generation
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from oatlike.engines.config import EngineConfig
+
+
+@dataclass(frozen=True)
+class EngineSite:
+    """What an engine is built from besides its config: the initial policy's folder (or hub name) and
+    dtype, the tokenizer, the device and the sampling seed."""
+
+    policy_path: str
+    tokenizer: PreTrainedTokenizerBase
+    device: torch.device
+    dtype: str = "float32"
+    seed: int = 0
+
+
+def build_engine(config: EngineConfig, site: EngineSite) -> Engine:
+    """The engine of ``config`` (``engine=hf|vllm``) holding a fresh copy of the initial policy."""
+    from oatlike.engines.config import ENGINES
+
+    engine: Engine = ENGINES.build(config, site)
+    return engine
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,10 @@ import numpy as np
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from oatlike.engines.base import Engine, SamplingParams, SequenceScores
-from oatlike.losses.logps import model_logps_and_features, model_sequence_logps, pack_sequences
+from oatlike.engines.base import Engine, EngineSite, SamplingParams, SequenceScores
+from oatlike.engines.config import EngineConfig
+from oatlike.models.loading import load_causal_lm
+from oatlike.models.sequences import model_logps_and_features, model_sequence_logps, pack_sequences
 from oatlike.types import Generation
 
 
@@ -55,6 +57,10 @@ class HFEngine(Engine):
         pad = tokenizer.pad_token_id
         self.pad_token_id = int(pad if pad is not None else next(iter(self.eos_token_ids)))
         self.weights_version = 0
+
+    @classmethod
+    def build(cls, config: EngineConfig, site: EngineSite) -> HFEngine:
+        return cls(load_causal_lm(site.policy_path, site.dtype), site.tokenizer, site.device, config.max_batch_size)
 
     @torch.no_grad()
     def generate(self, prompt_token_ids: list[list[int]], params: SamplingParams) -> list[list[Generation]]:

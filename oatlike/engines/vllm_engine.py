@@ -25,8 +25,8 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 from transformers import PreTrainedTokenizerBase
 
-from oatlike.config import VLLMEngineConfig
-from oatlike.engines.base import Engine, SamplingParams, SequenceScores
+from oatlike.engines.base import Engine, EngineSite, SamplingParams, SequenceScores
+from oatlike.engines.config import VLLMEngineConfig
 from oatlike.errors import ConfigError
 from oatlike.types import Generation
 
@@ -87,6 +87,9 @@ class VLLMEngine(Engine):
             "enforce_eager": config.enforce_eager,
             "enable_prefix_caching": config.enable_prefix_caching,
             "seed": seed,
+            # a sample's logprob under the sampling distribution (after temperature / top-k / top-p), as the
+            # HF engine reports it; vLLM's default is the raw model's
+            "logprobs_mode": "processed_logprobs",
         }
         if device.type == "cuda":
             options.update(
@@ -103,6 +106,10 @@ class VLLMEngine(Engine):
         self.max_batch_size = config.max_batch_size
         self.in_process = os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] == "0" and config.tensor_parallel_size == 1
         self.weights_version = 0
+
+    @classmethod
+    def build(cls, config: VLLMEngineConfig, site: EngineSite) -> VLLMEngine:
+        return cls(site.policy_path, site.tokenizer, config, site.device, site.seed)
 
     def _sampling(self, params: SamplingParams) -> Any:
         from vllm import SamplingParams as VLLMSamplingParams

@@ -1,5 +1,1 @@
 """Evaluation of the policy (see :mod:`oatlike.eval.evaluator`)."""
-
-from oatlike.eval.evaluator import Evaluator
-
-__all__ = ["Evaluator"]

@@ -33,22 +33,20 @@ class Evaluator:
         max_new_tokens: int,
         oracle: Oracle | None = None,
         task: Task | None = None,
-        out_dir: Path | None = None,
     ) -> None:
         self.engine = engine
         self.prompts = prompts
         self.max_new_tokens = max_new_tokens
         self.oracle = oracle
         self.task = task
-        self.out_dir = out_dir
         self.references = [p.reference for p in prompts]
         self.has_references = all(r is not None for r in self.references)
-        self.last_records: list[dict[str, Any]] = []
 
     def evaluate(
-        self, step: int, weights: Mapping[str, torch.Tensor] | None = None, version: int = 0
-    ) -> dict[str, Any]:
-        """Load ``weights`` (if given) into the engine, answer greedily, score; returns ``eval/`` metrics."""
+        self, weights: Mapping[str, torch.Tensor] | None = None, version: int = 0
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """Load ``weights`` (if given) into the engine, answer greedily, score; returns ``eval/`` metrics and
+        one record per prompt (prompt, answer, reference, utility, win probability)."""
         start = time.perf_counter()
         if weights is not None:
             self.engine.load_weights(weights, version)
@@ -80,10 +78,7 @@ class Evaluator:
             for record, probability in zip(records, probabilities, strict=True):
                 record["win_probability"] = float(probability)
         metrics["eval/seconds"] = time.perf_counter() - start
-        self.last_records = records
-        if self.out_dir is not None:
-            save_generations(self.out_dir, step, records)
-        return metrics
+        return metrics, records
 
     def _utilities(self, prompts: list[str], responses: list[str]) -> np.ndarray:
         assert self.task is not None

@@ -1,5 +1,5 @@
 """APL — Muldrew et al. 2024, "Active Preference Learning for Large Language Models" (ICML 2024,
-arXiv 2402.08114; ALGORITHMS.md §4.1).
+arXiv 2402.08114; docs/algorithms.md §4.1).
 
 Acquisition in two stages (the paper's Algorithm 1, lines 7-10)::
 
@@ -8,7 +8,7 @@ Acquisition in two stages (the paper's Algorithm 1, lines 7-10)::
     pair      ← argmax_{i≠j} |r̂_i − r̂_j|,  r̂_j = s_θ(y_j) − s_ref(y_j)   (DPO's implicit reward, β dropped)
 
 The paper asks for *high* predictive entropy; oat keeps the prompts with the largest mean log-prob, i.e.
-the lowest entropy (``entropy_filter=lowest`` reproduces it, §9). ``s_θ`` is the actor's behaviour policy
+the lowest entropy (``entropy_filter=lowest`` reproduces it). ``s_θ`` is the actor's behaviour policy
 (the policy itself when ``sync_every=1``); both log-prob passes run once per candidate of a kept prompt.
 """
 
@@ -18,9 +18,9 @@ import dataclasses
 
 import numpy as np
 
-from oatlike.config import APLExploreConfig, ExploreConfig
 from oatlike.engines.base import SamplingParams
-from oatlike.exploration.base import Engines, Explorer, Need, Selection
+from oatlike.exploration.base import ActorExplorer, Engines, Explorer, Need, Selection
+from oatlike.exploration.config import APLExploreConfig
 from oatlike.types import Prompt, Rollout
 
 
@@ -42,32 +42,28 @@ def max_margin_pair(implicit_rewards: np.ndarray) -> tuple[int, int, float]:
     return int(i), int(j), float(margins[i, j])
 
 
-class APLExplorer(Explorer):
-    """Entropy-based prompt selection, then the pair of largest implicit-reward margin."""
+class APLActor(ActorExplorer):
+    """Entropy-based prompt selection, then the pair of largest implicit-reward margin.
 
-    name = "apl"
+    The actor gets ``pool_factor`` prompts per pair it is to label and keeps ``len(prompts) // pool_factor``.
+    """
+
     needs = frozenset({Need.REFERENCE_ENGINE, Need.CANDIDATE_LOGPS})
 
-    def __init__(self, prompt_pool_factor: int = 4, entropy_filter: str = "highest") -> None:
-        super().__init__()
-        self.prompt_pool_factor = prompt_pool_factor if entropy_filter != "none" else 1
-        self.entropy_order = entropy_filter
-
-    @classmethod
-    def from_config(cls, config: ExploreConfig, beta: float, seed: int) -> Explorer:
-        assert isinstance(config, APLExploreConfig)
-        return cls(config.prompt_pool_factor, config.entropy_filter)
-
-    def prompt_pool_size(self, num_pairs: int) -> int:
-        return num_pairs * self.prompt_pool_factor
+    def __init__(self, config: APLExploreConfig, seed: int) -> None:
+        super().__init__(config, seed)
+        self.pool_factor = config.pool_factor
+        self.entropy_order = config.entropy_filter
 
     def generate(self, engines: Engines, prompts: list[Prompt], sampling: SamplingParams) -> Rollout:
+        if len(prompts) % self.pool_factor:
+            raise ValueError(f"APL got {len(prompts)} prompts, not a multiple of its pool factor {self.pool_factor}")
         with_logprobs = dataclasses.replace(sampling, logprobs=True)
         pool = super().generate(engines, prompts, with_logprobs)
         if self.entropy_order == "none":
             return pool
         entropies = predictive_entropy(np.array([[g.logprob for g in group] for group in pool.candidates]))
-        kept = entropy_filter(entropies, len(prompts) // self.prompt_pool_factor, self.entropy_order)
+        kept = entropy_filter(entropies, len(prompts) // self.pool_factor, self.entropy_order)
         self.log(pool_entropy=float(entropies.mean()), kept_entropy=float(entropies[kept].mean()))
         self.log(pool_prompts=len(prompts), pool_generated=sum(len(g) for g in pool.candidates))
         return Rollout([prompts[i] for i in kept], [pool.candidates[i] for i in kept], pool.weights_version)
@@ -80,3 +76,6 @@ class APLExplorer(Explorer):
             mean_margin=float(np.abs(implicit_rewards[:, :, None] - implicit_rewards[:, None, :]).mean()),
         )
         return Selection(np.array([(i, j) for i, j, _ in chosen], dtype=np.int64))
+
+
+APL = Explorer(APLActor)

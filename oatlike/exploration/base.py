@@ -1,24 +1,26 @@
-"""Exploration plug-ins (ALGORITHMS.md §6): how the online loop explores, at four optional hooks.
+"""Exploration plug-ins (docs/algorithms.md §6): how the online loop explores, split by where it runs.
 
-The loop is fixed; an :class:`Explorer` plugs into it where its paper says::
+An :class:`Explorer` is two small classes, one per side of the loop, which never share memory (what the
+learner needs from the actor travels in :attr:`PreferenceBatch.extras <oatlike.types.PreferenceBatch>`)::
 
-    actor    rollout ← explorer.generate(engines, prompts)   K candidates (+ reference responses)   SELM COPO XPO APL
-             side    ← what explorer.needs asks for           oracle scores, log-probs, features    APL SEA
-             pairs   ← explorer.select(rollout, scores)       (a) which pair the oracle sees        all
-             labels  ← oracle, or the explorer's own model    model-generated pairs (Dyna)          SEA
-             extras  ← explorer.pair_extras(rollout, pairs)   what the learner needs, in the batch  SELM COPO XPO
-             explorer.update(rollout, pairs, batch)           (c) its own model learns (actor)      SEA's ENN
-    learner  cached  ← one reference pass per pair            + own response's log-prob, features   SELM COPO
-             explorer.learner_update(cached)                  (c) its own model learns (learner)    COPO's CFN
-             loss    = DAP + explorer.bonus(inputs)           (b) a bonus term per pair             SELM XPO COPO
-    runner   explorer.reference_refresh_due(step, synced)     (d) π_ref ← π_θ                       BPO, SELM/COPO
+    ActorExplorer (in each actor)
+        rollout ← generate(engines, prompts)         K candidates (+ reference responses)   SELM COPO XPO APL
+        side    ← what ``needs`` asks for             oracle scores, log-probs, features     APL SEA best_worst
+        pairs   ← select(rollout, scores)            (a) which pair the oracle sees          all
+        labels  ← the oracle, or the explorer's own   model-generated pairs (Dyna)           SEA
+        extras  ← pair_extras(rollout, pairs)        what the learner needs, in the batch    SELM COPO XPO
+        update(rollout, pairs, batch)                (c) its own model learns                SEA's ENN
+    LearnerExplorer (in each learner rank)
+        cached  ← one reference pass per pair        + own response's log-prob, features     SELM COPO
+        learner_update(cached)                       (c) its own model learns                COPO's CFN
+        loss    = DAP + bonus(inputs)                (b) a term per pair                     SELM XPO COPO
+        adapter_ensemble                             the policy as K LoRA adapters           BPO
 
-The builder makes one explorer per process that needs it (actor and learner each get their own instance,
-also in the local runner), so explorers never share memory between the two sides: what the learner needs
-from the actor travels in :class:`~oatlike.types.PreferenceBatch` (``extras``). Quantities an explorer
-asks for through :class:`Need` are computed once, in passes that run anyway, and cached (reference-side
-ones with the pair in the learner's buffer). Selection hooks run without gradients; bonuses never
-back-propagate into an auxiliary model or the reference (ALGORITHMS.md §6, rules for the trainer).
+The schedule — how many prompts make a step, whether the oracle scores every candidate, when π_ref takes
+the policy's weights (d) — is a fact of the config (:class:`~oatlike.exploration.config.ExploreConfig`),
+which the loop reads in the driver. Quantities a side asks for through :class:`Need` are computed once,
+in passes that run anyway, and cached (reference-side ones with the pair in the learner's buffer).
+Selection runs without gradients; bonuses never back-propagate into an auxiliary model or the reference.
 
 Baselines here: passive (a random pair, online DPO / OAIF) and best/worst (by oracle scores).
 """
@@ -34,15 +36,16 @@ import numpy as np
 import torch
 
 from oatlike.engines.base import Engine, SamplingParams
-from oatlike.losses import PairLogps
+from oatlike.losses.loss import PairLogps
 from oatlike.types import PreferenceBatch, Prompt, Rollout
 
 if TYPE_CHECKING:
-    from oatlike.config import ExploreConfig
+    from oatlike.exploration.config import ExploreConfig
+    from oatlike.losses.config import LossConfig
 
 
 class Need(enum.Enum):
-    """What an explorer asks the framework to compute for it; each is computed once and cached."""
+    """What an explorer side asks the framework to compute for it; each is computed once and cached."""
 
     ORACLE_SCORES = "oracle_scores"
     """Actor: the oracle's pointwise score of every candidate (K counted queries per prompt)."""
@@ -56,7 +59,7 @@ class Need(enum.Enum):
     ``[M, K, H]``)."""
     OWN_LOGPS = "own_logps"
     """Learner: ``s_θ(y)`` (in the training forward pass) and ``s_ref(y)`` (in the reference pass, cached) of
-    the response in ``batch.extras["own_response_ids"]``."""
+    the response in ``batch.extras[OWN_RESPONSE_IDS]``."""
     OWN_FEATURES = "own_features"
     """Learner: the reference's last hidden state at that response's last token (reference pass, cached)."""
 
@@ -106,28 +109,21 @@ class BonusInputs:
     """The pairs' ``PreferenceBatch.extras`` (XPO: which side came from the reference)."""
 
 
-class Explorer(ABC):
-    """An exploration strategy: how pairs are chosen and labelled, and what it adds to the loss."""
+@dataclass(frozen=True)
+class AdapterEnsemble:
+    """The policy as ``size`` LoRA adapters on one frozen base, each with its own optimizer, merged by
+    ``merge`` (``linear`` or ``delta_mean``, :func:`~oatlike.models.lora.merge_lora_delta`) to sample."""
 
-    name: str
-    needs: frozenset[Need] = frozenset()
-    feature_position: str = "eos"
-    """Where :attr:`Need.OWN_FEATURES` reads the hidden state: ``eos`` (last non-padding token) or ``last``
-    (position −1 of the right-padded batch)."""
+    size: int
+    merge: str
+
+
+class ExplorerMetrics:
+    """What an explorer side adds, logged as ``explorer/<key>``: the mean of the values since the last step."""
 
     def __init__(self) -> None:
         self._metric_sums: dict[str, float] = {}
         self._metric_counts: dict[str, int] = {}
-
-    @classmethod
-    def from_config(cls, config: ExploreConfig, beta: float, seed: int) -> Explorer:
-        """The explorer for ``config``; ``beta`` is the loss's β, ``seed`` the run's (per process)."""
-        return cls()
-
-    @property
-    def needs_scores(self) -> bool:
-        """Whether the actor must score every candidate with the oracle before :meth:`select`."""
-        return Need.ORACLE_SCORES in self.needs
 
     def log(self, **values: float) -> None:
         """Record what the explorer adds (extra passes, its model's loss, selection statistics)."""
@@ -141,11 +137,24 @@ class Explorer(ABC):
         self._metric_sums, self._metric_counts = {}, {}
         return metrics
 
-    # ------------------------------------------------------------------------------------- actor side
+    def state_dict(self) -> dict[str, Any]:
+        """Everything the side has learnt or drawn (its model, data, optimizer, RNG); empty when stateless."""
+        return {}
 
-    def prompt_pool_size(self, num_pairs: int) -> int:
-        """Prompts the actor needs to label ``num_pairs`` pairs (APL oversamples and keeps the best)."""
-        return num_pairs
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`."""
+
+
+class ActorExplorer(ExplorerMetrics, ABC):
+    """The actor side: which candidates exist, which pair the oracle sees, what the learner gets."""
+
+    needs: frozenset[Need] = frozenset()
+
+    def __init__(self, config: ExploreConfig, seed: int) -> None:
+        super().__init__()
+        self.name = config.name
+        if config.scores_candidates:
+            self.needs = self.needs | {Need.ORACLE_SCORES}
 
     def generate(self, engines: Engines, prompts: list[Prompt], sampling: SamplingParams) -> Rollout:
         """K candidates per prompt from the behaviour policy (override to add reference responses)."""
@@ -154,48 +163,82 @@ class Explorer(ABC):
 
     @abstractmethod
     def select(self, rollout: Rollout, scores: np.ndarray | None, rng: np.random.Generator) -> Selection:
-        """(a) The pair of each prompt; ``scores`` is ``[M, K]`` oracle scores when :attr:`needs_scores`."""
+        """(a) The pair of each prompt; ``scores`` is ``[M, K]`` oracle scores when ``Need.ORACLE_SCORES``."""
 
     def pair_extras(self, rollout: Rollout, chosen_first: np.ndarray) -> dict[str, list[Any]]:
         """Per-pair lists the learner needs (``chosen_first[i]`` = (chosen, rejected) candidate indices)."""
         return {}
 
-    def update(self, rollout: Rollout, chosen_first: np.ndarray, batch: PreferenceBatch) -> None:  # noqa: B027
-        """(c) Learn the explorer's own model from the newly labelled pairs (actor side)."""
+    def update(self, rollout: Rollout, chosen_first: np.ndarray, batch: PreferenceBatch) -> None:
+        """(c) Learn the explorer's own model from the newly labelled pairs."""
 
-    # ----------------------------------------------------------------------------------- learner side
 
-    def learner_update(self, cached: dict[str, torch.Tensor], reference_version: int) -> None:  # noqa: B027
-        """(c) Learn the explorer's own model from the new pairs' cached reference quantities (learner side)."""
+class LearnerExplorer(ExplorerMetrics):
+    """The learner side: a loss bonus, its own model, the shape of the policy. The default adds nothing."""
+
+    needs: frozenset[Need] = frozenset()
+    feature_position: str = "eos"
+    """Where :attr:`Need.OWN_FEATURES` reads the hidden state: ``eos`` (last non-padding token) or ``last``
+    (position −1 of the right-padded batch)."""
+    adapter_ensemble: AdapterEnsemble | None = None
+    """Train the policy as an ensemble of LoRA adapters (BPO); ``None``: one policy."""
+
+    def __init__(self, config: ExploreConfig | None = None, loss: LossConfig | None = None, seed: int = 0) -> None:
+        """``config`` ``None``: no explorer on this side (a learner built on its own)."""
+        super().__init__()
+        self.name = config.name if config is not None else "passive"
+
+    def learner_update(self, cached: dict[str, torch.Tensor], reference_version: int) -> None:
+        """(c) Learn the explorer's own model from the new pairs' cached reference quantities."""
 
     def bonus(self, inputs: BonusInputs) -> torch.Tensor | None:
         """(b) ``[B]`` term added to each pair's DAP loss (differentiable in θ), or ``None``."""
         return None
 
-    def reference_refresh_due(self, step: int, synced: bool) -> bool:
-        """(d) Whether π_ref (learner and actor copies) takes the policy's weights after ``step``."""
-        return False
+
+@dataclass(frozen=True)
+class Explorer:
+    """An explorer: the class of each side (the registry's implementation of ``explore=<name>``)."""
+
+    actor: type[ActorExplorer]
+    learner: type[LearnerExplorer] = LearnerExplorer
 
 
-class PassiveExplorer(Explorer):
+def _explorer(config: ExploreConfig) -> Explorer:
+    from oatlike.exploration.config import EXPLORERS
+
+    explorer: Explorer = EXPLORERS.get(config.name, "explore.name").implementation()
+    return explorer
+
+
+def build_actor_explorer(config: ExploreConfig, seed: int) -> ActorExplorer:
+    """The actor side of ``explore=<config.name>`` (``seed``: this actor's)."""
+    return _explorer(config).actor(config, seed)
+
+
+def build_learner_explorer(config: ExploreConfig, loss: LossConfig, seed: int) -> LearnerExplorer:
+    """The learner side of ``explore=<config.name>`` (``loss``: the base loss it adds to)."""
+    return _explorer(config).learner(config, loss, seed)
+
+
+class PassiveActor(ActorExplorer):
     """A uniformly random pair of distinct candidates (online DPO / OAIF)."""
-
-    name = "passive"
 
     def select(self, rollout: Rollout, scores: np.ndarray | None, rng: np.random.Generator) -> Selection:
         return Selection(random_pairs(len(rollout), len(rollout.candidates[0]), rng))
 
 
-class BestWorstExplorer(Explorer):
+class BestWorstActor(ActorExplorer):
     """The candidates with the highest and the lowest oracle score (ties: a random distinct pair)."""
-
-    name = "best_worst"
-    needs = frozenset({Need.ORACLE_SCORES})
 
     def select(self, rollout: Rollout, scores: np.ndarray | None, rng: np.random.Generator) -> Selection:
         if scores is None:
             raise ValueError("best_worst selection needs the oracle's scores of every candidate")
         return Selection(best_worst_pairs(scores, rng))
+
+
+PASSIVE = Explorer(PassiveActor)
+BEST_WORST = Explorer(BestWorstActor)
 
 
 def random_pairs(num_prompts: int, num_candidates: int, rng: np.random.Generator) -> np.ndarray:

@@ -1,5 +1,5 @@
 """COPO — Bai et al. 2025, "Online Preference Alignment for Language Models via Count-based Exploration"
-(ICLR 2025, arXiv 2501.12735; code ``Baichenjia/COPO``; ALGORITHMS.md §3.3).
+(ICLR 2025, arXiv 2501.12735; code ``Baichenjia/COPO``; docs/algorithms.md §3.3).
 
 A UCB bonus ``α/√N(x, y)`` turned into a count-based exploration term on π_ref's own response ``y``, with
 the pseudo-count ``N`` estimated by a coin-flipping network (CFN, Lobel et al. 2023, arXiv 2306.03186)::
@@ -13,7 +13,7 @@ independent coin vectors has MSE optimum = their mean, and ``E[(1/d)‖mean‖²
 ``−α·w·b·∇s_θ(y)`` *raises* the likelihood of novel own responses (opposite sign to SELM / XPO).
 
 Every factor is its own knob (α, κ, p, clip; the paper's α = 0.1 / 0.01 is 1000× the released code's
-α·κ, §9). Defaults follow the spec's fixes of the released code, each behind a flag: features at the last
+α·κ). Defaults follow the spec's fixes of the released code, each behind a flag: features at the last
 non-padding token (``feature_position=last`` reads position −1 of the padded batch, as the code does),
 one coin vector per example and visit (``coin_flips=redraw`` draws new targets every time an example is
 trained on), the bonus from the CFN in eval mode (``cfn_bonus_dropout`` keeps dropout on), and the CFN's
@@ -22,14 +22,17 @@ data scope (``cfn_data=current_iteration`` restarts the CFN with each reference 
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from oatlike.config import COPOExploreConfig, ExploreConfig
-from oatlike.exploration.base import BonusInputs, Explorer, Need
-from oatlike.exploration.optimism import OwnResponseExplorer
-from oatlike.tasks.base import stable_seed
+from oatlike.exploration.base import BonusInputs, Explorer, LearnerExplorer, Need
+from oatlike.exploration.config import COPOExploreConfig
+from oatlike.exploration.optimism import OwnResponseActor
+from oatlike.losses.config import LossConfig
+from oatlike.seeding import stable_seed
 
 
 def count_bonus(cfn_outputs: torch.Tensor, scale: float, exponent: float) -> torch.Tensor:
@@ -114,6 +117,19 @@ class PseudoCounter:
             losses.append(float(loss.detach()))
         return sum(losses) / max(len(losses), 1)
 
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "network": self.network.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "features": self.features.clone(),
+            "coins": self.coins.clone(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.network.load_state_dict(state["network"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.features, self.coins = state["features"].clone(), state["coins"].clone()
+
     @torch.no_grad()
     def outputs(self, features: torch.Tensor) -> torch.Tensor:
         """``f(h)`` for ``[B, H]`` features (eval mode unless ``cfn_bonus_dropout``), on their device."""
@@ -121,24 +137,19 @@ class PseudoCounter:
         return self.network(features.float().cpu()).to(features.device)
 
 
-class COPOExplorer(OwnResponseExplorer):
-    """The pair from the policy's samples; the CFN count term on π_ref's greedy response."""
+class COPOLearner(LearnerExplorer):
+    """The CFN count term on π_ref's greedy response; the CFN learns on the learner, from the features of
+    the reference pass."""
 
-    name = "copo"
+    needs = frozenset({Need.OWN_LOGPS, Need.OWN_FEATURES})
 
-    def __init__(self, config: COPOExploreConfig, seed: int = 0) -> None:
-        super().__init__(config.selection, config.reference_refresh_every)
-        self.needs = self.needs | {Need.OWN_FEATURES}
+    def __init__(self, config: COPOExploreConfig, loss: LossConfig, seed: int) -> None:
+        super().__init__(config, loss, seed)
         self.feature_position = config.feature_position
         self.config = config
         self.generator = torch.Generator().manual_seed(stable_seed(seed, "copo-cfn"))
         self.counter: PseudoCounter | None = None
         self.iteration = 0
-
-    @classmethod
-    def from_config(cls, config: ExploreConfig, beta: float, seed: int) -> Explorer:
-        assert isinstance(config, COPOExploreConfig)
-        return cls(config, seed)
 
     def learner_update(self, cached: dict[str, torch.Tensor], reference_version: int) -> None:
         """Algorithm 1, step (4): fit the CFN to the visits so far (this iteration's, or all of them)."""
@@ -150,6 +161,20 @@ class COPOExplorer(OwnResponseExplorer):
         self.counter.add(features)
         loss = self.counter.train(self.config.cfn_steps, self.config.cfn_batch_size)
         self.log(cfn_loss=loss, cfn_examples=len(self.counter.features))
+
+    def state_dict(self) -> dict[str, Any]:
+        counter = None
+        if self.counter is not None:
+            counter = {"feature_dim": self.counter.features.shape[-1], **self.counter.state_dict()}
+        return {"generator": self.generator.get_state(), "iteration": self.iteration, "counter": counter}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.iteration = state["iteration"]
+        self.counter = None
+        if state["counter"] is not None:
+            self.counter = PseudoCounter(state["counter"]["feature_dim"], self.config, self.generator)
+            self.counter.load_state_dict(state["counter"])
+        self.generator.set_state(state["generator"])  # last: building the counter drew from it
 
     def bonus(self, inputs: BonusInputs) -> torch.Tensor:
         assert inputs.policy_own is not None and inputs.reference_own is not None and inputs.own_features is not None
@@ -166,3 +191,6 @@ class COPOExplorer(OwnResponseExplorer):
             bonus=float(term.detach().mean()),
         )
         return term
+
+
+COPO = Explorer(OwnResponseActor, COPOLearner)

@@ -1,9 +1,9 @@
-"""What SELM and COPO share: the reference model's own (greedy) response to each prompt.
+"""What SELM and COPO share on the actor side: the reference model's own (greedy) response to each prompt.
 
-Both papers' Algorithm 1 (ALGORITHMS.md §2.2) generates, per prompt, one greedy response ``y`` from π_ref
-(the previous iteration's model) and puts an exploration term on it, while the DAP loss trains on a pair
-ranked by the annotator. Online, the pair is chosen among the K policy samples (``selection``: a random
-pair, or the oracle's best and worst), ``y`` comes from the actor's reference engine, and π_ref is
+Both papers' Algorithm 1 (docs/algorithms.md §2.2) generates, per prompt, one greedy response ``y`` from
+π_ref (the previous iteration's model) and puts an exploration term on it, while the DAP loss trains on a
+pair ranked by the annotator. Online, the pair is chosen among the K policy samples (``selection``: a
+random pair, or the oracle's best and worst), ``y`` comes from the actor's reference engine, and π_ref is
 refreshed every ``reference_refresh_every`` steps (an iteration; 0 keeps the SFT model).
 """
 
@@ -14,26 +14,22 @@ from typing import Any
 import numpy as np
 
 from oatlike.engines.base import SamplingParams
-from oatlike.exploration.base import Engines, Explorer, Need, Selection, best_worst_pairs, random_pairs
-from oatlike.types import Prompt, Rollout
+from oatlike.exploration.base import ActorExplorer, Engines, Need, Selection, best_worst_pairs, random_pairs
+from oatlike.exploration.config import OwnResponseExploreConfig
+from oatlike.types import OWN_RESPONSE_IDS, Prompt, Rollout
 
 OWN_RESPONSES = "own_responses"
 """``rollout.extras`` key: the reference's greedy response per prompt (a :class:`~oatlike.types.Generation`)."""
-OWN_RESPONSE_IDS = "own_response_ids"
-"""``PreferenceBatch.extras`` key: its token ids, for the learner's log-prob passes."""
 
 
-class OwnResponseExplorer(Explorer):
-    """Base of SELM and COPO: a pair from the policy's samples plus π_ref's greedy own response."""
+class OwnResponseActor(ActorExplorer):
+    """The actor side of SELM and COPO: a pair from the policy's samples plus π_ref's greedy own response."""
 
-    needs = frozenset({Need.REFERENCE_ENGINE, Need.OWN_LOGPS})
+    needs = frozenset({Need.REFERENCE_ENGINE})
 
-    def __init__(self, selection: str = "passive", reference_refresh_every: int = 0) -> None:
-        super().__init__()
-        self.selection = selection
-        self.reference_refresh_every = reference_refresh_every
-        if selection == "best_worst":
-            self.needs = self.needs | {Need.ORACLE_SCORES}
+    def __init__(self, config: OwnResponseExploreConfig, seed: int) -> None:
+        super().__init__(config, seed)
+        self.selection = config.selection
 
     def generate(self, engines: Engines, prompts: list[Prompt], sampling: SamplingParams) -> Rollout:
         rollout = super().generate(engines, prompts, sampling)
@@ -52,6 +48,3 @@ class OwnResponseExplorer(Explorer):
 
     def pair_extras(self, rollout: Rollout, chosen_first: np.ndarray) -> dict[str, list[Any]]:
         return {OWN_RESPONSE_IDS: [list(g.token_ids) for g in rollout.extras[OWN_RESPONSES]]}
-
-    def reference_refresh_due(self, step: int, synced: bool) -> bool:
-        return self.reference_refresh_every > 0 and step % self.reference_refresh_every == 0

@@ -1,5 +1,5 @@
 """SEA — Liu et al. 2024, "Sample-Efficient Alignment for LLMs" (arXiv 2411.01493; code ``sail-sg/oat``;
-ALGORITHMS.md §4.2).
+docs/algorithms.md §4.2).
 
 Alignment as a contextual dueling bandit: an epistemic reward model (ERM) — an ensemble of K small MLPs
 on frozen features ``φ(x, y)`` — keeps a posterior over rewards, and Thompson sampling over it picks the
@@ -10,22 +10,25 @@ pair the oracle sees::
     label      = oracle, or for model-generated pairs (Dyna, after a burn-in) the ERM's own prediction
     L_ENN      = (1/(K·B)) Σ_k Σ_b m_b·softplus(−(r_k(y_b⁺) − r_k(y_b⁻))) + λ·(B/Q_t)·mean((θ − θ_0)²)
 
-``Q_t`` counts the pairs the oracle actually labelled (the anchor to the initial parameters fades as data
-grows). The features come from a frozen backbone (``explore.backbone``; by default the reference policy's
+``B`` is the number of pairs drawn for the step (at most ``batch_size``: fewer while the reward buffer is
+smaller) and ``Q_t`` counts the pairs the oracle actually labelled (the anchor to the initial parameters
+fades as data grows). The features come from a frozen backbone (``explore.backbone``; by default the reference policy's
 last hidden state at the response's last token). The ERM lives with the actor that selects with it:
 ``update`` trains it on each step's newly labelled pairs.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from oatlike.config import ExploreConfig, SEAExploreConfig
-from oatlike.exploration.base import Explorer, Need, Selection, random_pairs
-from oatlike.tasks.base import stable_seed
+from oatlike.exploration.base import ActorExplorer, Explorer, Need, Selection, random_pairs
+from oatlike.exploration.config import SEAExploreConfig
+from oatlike.seeding import stable_seed
 from oatlike.types import PreferenceBatch, Rollout
 
 MODEL_DATA = "model_data"
@@ -85,7 +88,8 @@ def enn_loss(
     total_queries: int,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The ERM's ``(Bradley–Terry part, anchor part)``: ``mean_{k,b} m_b·softplus(−(r⁺ − r⁻))`` over ``[E, B]``
-    rewards (masked entries stay in the denominator) and ``λ·(B/Q_t)·drift`` (oat ``EnnEETS.learn``)."""
+    rewards (masked entries stay in the denominator) and ``λ·(B/Q_t)·drift`` (oat ``EnnEETS.learn``), with
+    ``batch_size`` the B pairs the rewards are of."""
     bradley_terry = (F.softplus(-(chosen - rejected)) * mask).mean()
     return bradley_terry, enn_lambda * batch_size / max(total_queries, 1) * drift
 
@@ -143,13 +147,11 @@ def best_of_n(rewards: np.ndarray) -> np.ndarray:
     return rewards.mean(axis=0).argmax(axis=-1)
 
 
-class SEAExplorer(Explorer):
+class SEAActor(ActorExplorer):
     """Thompson sampling over an epistemic reward model, with optional model-generated pairs."""
 
-    name = "sea"
-
-    def __init__(self, config: SEAExploreConfig, seed: int = 0) -> None:
-        super().__init__()
+    def __init__(self, config: SEAExploreConfig, seed: int) -> None:
+        super().__init__(config, seed)
         self.config = config
         self.seed = seed
         self.needs = frozenset(
@@ -162,11 +164,6 @@ class SEAExplorer(Explorer):
         self.pair_masks = torch.zeros(0)
         self.queries = 0
         self.updates = 0
-
-    @classmethod
-    def from_config(cls, config: ExploreConfig, beta: float, seed: int) -> Explorer:
-        assert isinstance(config, SEAExploreConfig)
-        return cls(config, seed)
 
     def _ensure_model(self, feature_dim: int) -> EnsembleRewardModel:
         if self.model is None:
@@ -266,10 +263,37 @@ class SEAExplorer(Explorer):
                 self.pair_masks[rows],
                 model.drift(),
                 config.enn_lambda,
-                config.batch_size,
+                len(rows),
                 self.queries,
             )
             optimizer.zero_grad()
             (bradley_terry + anchor).backward()
             optimizer.step()
         self.log(erm_loss=float(bradley_terry.detach()), erm_anchor_loss=float(anchor.detach()), queries=self.queries)
+
+    def state_dict(self) -> dict[str, Any]:
+        model, optimizer = self.model, self.optimizer
+        return {
+            "generator": self.generator.get_state(),
+            "feature_dim": None if model is None else int(self.pair_features.shape[-1]),
+            "model": None if model is None else model.state_dict(),
+            "optimizer": None if optimizer is None else optimizer.state_dict(),
+            "pair_features": self.pair_features.clone(),
+            "pair_masks": self.pair_masks.clone(),
+            "queries": self.queries,
+            "updates": self.updates,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model = self.optimizer = None
+        if state["feature_dim"] is not None:
+            model = self._ensure_model(state["feature_dim"])
+            model.load_state_dict(state["model"])
+            assert self.optimizer is not None
+            self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"])
+        self.pair_features, self.pair_masks = state["pair_features"].clone(), state["pair_masks"].clone()
+        self.queries, self.updates = state["queries"], state["updates"]
+
+
+SEA = Explorer(SEAActor)

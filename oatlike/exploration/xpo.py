@@ -1,4 +1,4 @@
-"""XPO — Xie et al. 2024, "Exploratory Preference Optimization" (arXiv 2405.21046; ALGORITHMS.md §3.2).
+"""XPO — Xie et al. 2024, "Exploratory Preference Optimization" (arXiv 2405.21046; docs/algorithms.md §3.2).
 
 A one-line change to online DPO: each prompt gets one response ``y`` from the policy and one ``ỹ`` from the
 sampling policy π_samp (π_ref, as TRL and oat use), the oracle labels the pair, and the loss adds an
@@ -19,10 +19,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from oatlike.config import ExploreConfig, XPOExploreConfig
 from oatlike.engines.base import SamplingParams
-from oatlike.exploration.base import BonusInputs, Engines, Explorer, Need, Selection
-from oatlike.types import Prompt, Rollout
+from oatlike.exploration.base import ActorExplorer, BonusInputs, Engines, Explorer, LearnerExplorer, Need, Selection
+from oatlike.exploration.config import XPOExploreConfig
+from oatlike.losses.config import LossConfig
+from oatlike.types import CHOSEN_FROM_REFERENCE, Prompt, Rollout
 
 FROM_REFERENCE = "from_reference"
 """``rollout.extras`` key: ``[M][2]`` whether each candidate was sampled from π_ref."""
@@ -35,20 +36,10 @@ def xpo_bonus(
     return alpha * torch.where(chosen_from_reference, policy_chosen, policy_rejected)
 
 
-class XPOExplorer(Explorer):
-    """One sample from the policy, one from the reference; the term on the reference sample."""
+class XPOActor(ActorExplorer):
+    """One sample from the policy, one from the reference, and which side of the pair came from which."""
 
-    name = "xpo"
     needs = frozenset({Need.REFERENCE_ENGINE})
-
-    def __init__(self, alpha: float) -> None:
-        super().__init__()
-        self.alpha = alpha
-
-    @classmethod
-    def from_config(cls, config: ExploreConfig, beta: float, seed: int) -> Explorer:
-        assert isinstance(config, XPOExploreConfig)
-        return cls(config.alpha)
 
     def generate(self, engines: Engines, prompts: list[Prompt], sampling: SamplingParams) -> Rollout:
         prompt_ids = [list(p.token_ids) for p in prompts]
@@ -66,11 +57,22 @@ class XPOExplorer(Explorer):
 
     def pair_extras(self, rollout: Rollout, chosen_first: np.ndarray) -> dict[str, list[Any]]:
         sources = rollout.extras[FROM_REFERENCE]
-        return {"chosen_from_reference": [bool(sources[i][c]) for i, (c, _) in enumerate(chosen_first)]}
+        return {CHOSEN_FROM_REFERENCE: [bool(sources[i][c]) for i, (c, _) in enumerate(chosen_first)]}
+
+
+class XPOLearner(LearnerExplorer):
+    """The exploration term on the reference sample of each pair."""
+
+    def __init__(self, config: XPOExploreConfig, loss: LossConfig, seed: int) -> None:
+        super().__init__(config, loss, seed)
+        self.alpha = config.alpha
 
     def bonus(self, inputs: BonusInputs) -> torch.Tensor:
         logps = inputs.logps
-        from_reference = torch.tensor(inputs.extras["chosen_from_reference"], device=logps.policy_chosen.device)
+        from_reference = torch.tensor(inputs.extras[CHOSEN_FROM_REFERENCE], device=logps.policy_chosen.device)
         term = xpo_bonus(logps.policy_chosen, logps.policy_rejected, from_reference, self.alpha)
         self.log(reference_chosen_fraction=float(from_reference.float().mean()), bonus=float(term.detach().mean()))
         return term
+
+
+XPO = Explorer(XPOActor, XPOLearner)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,14 +23,6 @@ class PairBuffer:
 
     def __len__(self) -> int:
         return 0 if self.pairs is None else len(self.pairs)
-
-    @property
-    def reference_chosen(self) -> torch.Tensor:
-        return self.cached.get("reference_chosen", torch.zeros(0))
-
-    @property
-    def reference_rejected(self) -> torch.Tensor:
-        return self.cached.get("reference_rejected", torch.zeros(0))
 
     def add(self, batch: PreferenceBatch, cached: dict[str, torch.Tensor]) -> None:
         """Append ``batch`` and its ``cached`` tensors (first dimension = pairs); drop the oldest overflow."""
@@ -54,3 +48,10 @@ class PairBuffer:
             order = rng.permutation(len(self))
             for start in range(0, len(order) - batch_size + 1, batch_size):
                 yield order[start : start + batch_size]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"pairs": copy.deepcopy(self.pairs), "cached": {k: v.clone() for k, v in self.cached.items()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.pairs = copy.deepcopy(state["pairs"])
+        self.cached = {k: v.clone() for k, v in state["cached"].items()}

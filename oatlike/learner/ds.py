@@ -1,4 +1,4 @@
-"""Everything DeepSpeed: environment, config building, initialisation, gathering weights.
+"""Everything DeepSpeed: environment, config building, initialisation, gathering weights, engine state.
 
 No other module imports ``deepspeed``. On a machine without CUDA the CPU accelerator is selected and
 communication falls back to gloo (no oneCCL or IPEX needed). A single process gets the rendezvous
@@ -9,6 +9,7 @@ use) is built only when asked for (``learner.cpu_shm_allreduce``), since it help
 from __future__ import annotations
 
 import contextlib
+import copy
 import importlib
 import os
 import socket
@@ -20,7 +21,7 @@ from typing import Any
 
 import torch
 
-from oatlike.config import LearnerConfig
+from oatlike.learner.config import LearnerConfig
 
 
 def free_port() -> int:
@@ -141,3 +142,46 @@ def gathered_state_dict(module: torch.nn.Module, zero_stage: int) -> dict[str, t
         with deepspeed.zero.GatheredParameters(params, modifier_rank=None):
             return {name: tensor.detach().to("cpu", copy=True) for name, tensor in module.state_dict().items()}
     return {name: tensor.detach().to("cpu", copy=True) for name, tensor in module.state_dict().items()}
+
+
+def load_module_state(module: torch.nn.Module, state: dict[str, torch.Tensor], zero_stage: int) -> None:
+    """Load full weights into ``module`` (every rank calls it; under ZeRO-3 rank 0's copy is partitioned)."""
+    if zero_stage == 3:
+        import deepspeed
+
+        with deepspeed.zero.GatheredParameters(list(module.parameters()), modifier_rank=0):
+            module.load_state_dict(state)
+        return
+    module.load_state_dict(state)
+
+
+def detached_copy(value: Any) -> Any:
+    """``value`` with every tensor cloned (a state dict that later training steps cannot change)."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().clone()
+    if isinstance(value, dict):
+        return {key: detached_copy(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(detached_copy(item) for item in value)
+    return copy.deepcopy(value)
+
+
+def engine_state(engine: Any) -> dict[str, Any]:
+    """This rank's optimizer (its ZeRO partition) and LR-schedule state, copied."""
+    scheduler = engine.lr_scheduler
+    return {
+        "optimizer": detached_copy(engine.optimizer.state_dict()),
+        "scheduler": None if scheduler is None else detached_copy(scheduler.state_dict()),
+    }
+
+
+def load_engine_state(engine: Any, state: dict[str, Any], zero_stage: int) -> None:
+    """Restore :func:`engine_state` (after the weights: ZeRO-1/2 take their fp32 partitions from the state)."""
+    if isinstance(engine.optimizer, torch.optim.Optimizer):  # ZeRO-0: the client AdamW itself
+        engine.optimizer.load_state_dict(detached_copy(state["optimizer"]))
+    elif zero_stage in (1, 2):
+        engine.optimizer.load_state_dict([detached_copy(state["optimizer"])], load_from_fp32_weights=True)
+    else:
+        engine.optimizer.load_state_dict([detached_copy(state["optimizer"])])
+    if engine.lr_scheduler is not None and state["scheduler"] is not None:
+        engine.lr_scheduler.load_state_dict(detached_copy(state["scheduler"]))

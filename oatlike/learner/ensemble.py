@@ -1,4 +1,4 @@
-"""BPO's LoRA ensemble (ALGORITHMS.md §5): K adapters on one frozen base, each stepped separately.
+"""BPO's LoRA ensemble (docs/algorithms.md §5): K adapters on one frozen base, each stepped separately.
 
 Every member has its own DeepSpeed engine with its own AdamW, LR schedule and gradient clipping over its
 own adapter. Each micro-batch goes through every member in turn, with the same pairs and the same cached
@@ -7,7 +7,8 @@ behaviour-reference log-probs (computed once per pair), so member k steps on its
     for each micro-batch:  for k in members:  adapter k on → s_θk(y_w), s_θk(y_l) → ℓ_DAP → engine_k.step()
 
 The model that samples, serves as the (behaviour) reference and is evaluated is the members' uniform
-merge, by the rule of ``explore.merge`` (:func:`~oatlike.exploration.bpo.merge_lora_delta`).
+merge, by the rule of ``explore.merge`` (:func:`~oatlike.models.lora.merge_lora_delta`); it is also what
+the weight-sync probe scores on the learner side, in a plain copy of the base model.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from oatlike.exploration.bpo import merge_lora_ensemble
 from oatlike.learner.ds import gathered_state_dict
 from oatlike.learner.learner import Learner
+from oatlike.models.lora import merge_lora_ensemble
+from oatlike.models.sequences import model_sequence_logps, pack_sequences
 
 
 class AdapterView(nn.Module):
@@ -52,9 +54,11 @@ class AdapterView(nn.Module):
 class LoraEnsembleLearner(Learner):
     """A :class:`Learner` whose policy is an ensemble of LoRA adapters, one engine and optimizer each."""
 
-    def __init__(self, *args: Any, merge: str = "linear", **kwargs: Any) -> None:
+    def __init__(self, *args: Any, merge: str, merged_model: nn.Module, **kwargs: Any) -> None:
+        """``merged_model``: a plain copy of the base model, which the probe loads the merge into."""
         self.merge = merge
         super().__init__(*args, **kwargs)
+        self.merged_model = merged_model.to(self.device).eval().requires_grad_(False)
 
     def _build_engine(
         self, module: nn.Module, total_optimizer_steps: int, parameters: list[nn.Parameter] | None = None
@@ -89,3 +93,13 @@ class LoraEnsembleLearner(Learner):
         configs: Any = self.ensemble.peft_config
         scalings = {name: configs[name].lora_alpha / configs[name].r for name in self.adapters}
         return merge_lora_ensemble(state_dict, scalings, self.merge)
+
+    @torch.no_grad()
+    def probe_logps(self, prompt_ids: list[list[int]], response_ids: list[list[int]]) -> list[float]:
+        """Summed response log-probs under the merged ensemble, the policy the actors sample with."""
+        self.merged_model.load_state_dict(self.weights())
+        packed = pack_sequences(prompt_ids, response_ids, self.pad_token_id).to(self.device)
+        return model_sequence_logps(self.merged_model, packed).tolist()
+
+    def _engines(self) -> list[Any]:
+        return [engine for engine, _ in self.members]

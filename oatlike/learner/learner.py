@@ -10,11 +10,16 @@ One :meth:`Learner.learn` is the learning half of the online loop::
         engine.backward(loss); engine.step()         DeepSpeed accumulates and steps the optimizer
 
 The reference pass caches, per pair: ``reference_chosen`` / ``reference_rejected``, and when the explorer
-asks, ``reference_own`` (its own response ``batch.extras["own_response_ids"]``) and ``own_features``.
-:meth:`refresh_reference` makes the reference the current policy (BPO's behaviour model, an iteration of
-SELM / COPO); pairs already in the buffer keep the reference they were cached with.
+asks, ``reference_own`` (its own response ``batch.extras[OWN_RESPONSE_IDS]``) and ``own_features``. Each
+pair is scored by the π_ref version its actor held (:class:`~oatlike.learner.reference.ReferenceVersions`);
+:meth:`refresh_reference` makes the current policy the next version (BPO's behaviour model, an iteration
+of SELM / COPO). Dropout is off in the policy (as in oat, TRL and the BPO code): the DAP loss compares
+log-probs of the policy and the reference, which dropout would make noisy (an adapter's own LoRA dropout,
+``model.lora.dropout``, stays as configured).
 
 A NaN or infinite loss stops before the backward pass, so the weights (and everything saved) stay intact.
+The learner's whole state — weights, optimizer, schedule, references, buffer, random stream, counters,
+explorer — round-trips through :meth:`state_dict` / :meth:`load_state_dict`.
 """
 
 from __future__ import annotations
@@ -29,19 +34,35 @@ import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase, get_scheduler
 
-from oatlike.config import LearnerConfig
 from oatlike.errors import NonFiniteLossError
-from oatlike.exploration.base import BonusInputs, Explorer, Need, PassiveExplorer
-from oatlike.exploration.optimism import OWN_RESPONSE_IDS
+from oatlike.exploration.base import BonusInputs, LearnerExplorer, Need
 from oatlike.learner import ds
 from oatlike.learner.buffer import PairBuffer
-from oatlike.losses import DAPLoss, PairLogps, model_logps_and_features, model_sequence_logps, pack_sequences
-from oatlike.models.loading import export_weights
-from oatlike.types import PreferenceBatch
+from oatlike.learner.config import LearnerConfig
+from oatlike.learner.reference import ReferenceVersions
+from oatlike.losses.loss import DAPLoss, PairLogps
+from oatlike.models.lora import export_weights
+from oatlike.models.sequences import model_logps_and_features, model_sequence_logps, pack_sequences
+from oatlike.types import OWN_RESPONSE_IDS, PreferenceBatch
+
+CACHED_NAMES = {"chosen": "reference_chosen", "rejected": "reference_rejected", "own": "reference_own"}
+
+
+def disable_dropout(model: torch.nn.Module) -> None:
+    """Set every dropout probability of ``model`` to 0 (modules and attention-dropout attributes), as TRL's
+    ``disable_dropout_in_model``; LoRA's own dropout is left as configured."""
+    for name, module in model.named_modules():
+        if "lora_dropout" in name:
+            continue
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+        for attribute in ("attention_dropout", "dropout"):  # floats some attention modules pass to SDPA
+            if isinstance(getattr(module, attribute, None), float):
+                setattr(module, attribute, 0.0)
 
 
 class Learner:
-    """Owns the policy (in a DeepSpeed engine), the frozen reference, the loss and the buffer."""
+    """Owns the policy (in a DeepSpeed engine), the versioned reference, the loss and the buffer."""
 
     def __init__(
         self,
@@ -55,7 +76,7 @@ class Learner:
         device: torch.device,
         seed: int = 0,
         world: ds.World | None = None,
-        explorer: Explorer | None = None,
+        explorer: LearnerExplorer | None = None,
     ) -> None:
         if loss.needs_reference and reference is None:
             raise ValueError(f"the {loss.name} loss needs a reference model")
@@ -63,17 +84,18 @@ class Learner:
         self.loss = loss
         self.pad_token_id = pad_token_id
         self.device = device
-        self.reference = reference.to(device).eval().requires_grad_(False) if reference is not None else None
+        if reference is not None:
+            reference = reference.to(device).eval().requires_grad_(False)
+        self.references = ReferenceVersions(reference if loss.needs_reference else None)
         self.buffer = PairBuffer(buffer_size)
         self.rng = np.random.default_rng(seed)
         self.version = 0
-        self.reference_version = 0
-        self._reference_copy: dict[str, torch.Tensor] | None = None  # π_ref for actors, when no reference model
         self.optimizer_steps = 0
         self.world = world or ds.World()
-        self.explorer = explorer if explorer is not None else PassiveExplorer()
+        self.explorer = explorer if explorer is not None else LearnerExplorer()
         self.own_logps = Need.OWN_LOGPS in self.explorer.needs
         self.own_features = Need.OWN_FEATURES in self.explorer.needs
+        disable_dropout(policy)
         policy.to(device)
         model_config = getattr(policy, "config", None)
         if model_config is not None:
@@ -105,12 +127,17 @@ class Learner:
         """The trained module (unwrapped from DeepSpeed; a PEFT model when LoRA is on)."""
         return self.engine.module
 
+    @property
+    def reference_version(self) -> int:
+        """The newest π_ref version (0: the initial policy)."""
+        return self.references.latest
+
     def learn(self, batch: PreferenceBatch) -> dict[str, Any]:
         """Add ``batch`` to the buffer and train on the buffer; returns ``train/`` metrics."""
         start = time.perf_counter()
         cached = self._reference_pass(batch)
         self.buffer.add(batch, cached)
-        self.explorer.learner_update(cached, self.reference_version)
+        self.explorer.learner_update(cached, max(batch.reference_versions))
         self.engine.train()
         sums: dict[str, float] = {}
         counts: dict[str, int] = {}
@@ -126,6 +153,7 @@ class Learner:
                 "train/optimizer_steps": self.optimizer_steps,
                 "train/pairs": len(batch),
                 "train/buffer_pairs": len(self.buffer),
+                "train/reference_version": self.references.loaded,
                 "train/learn_seconds": time.perf_counter() - start,
             }
         )
@@ -136,17 +164,26 @@ class Learner:
     def _reference_pass(self, batch: PreferenceBatch) -> dict[str, torch.Tensor]:
         """Per-pair reference quantities, computed once and cached with the pairs: ``reference_chosen`` and
         ``reference_rejected`` ``[B]`` (zeros for reference-free losses), ``reference_own`` ``[B]`` and
-        ``own_features`` ``[B, H]`` when the explorer asks for them."""
-        if self.reference is None or not self.loss.needs_reference:
+        ``own_features`` ``[B, H]`` when the explorer asks for them. Each pair is scored by the π_ref
+        version it was collected with."""
+        model = self.references.model
+        if model is None:
             return {"reference_chosen": torch.zeros(len(batch)), "reference_rejected": torch.zeros(len(batch))}
-        step = self.config.micro_batch_size
-        parts = [
-            self._forward(self.reference, batch.select(list(range(start, min(start + step, len(batch))))), True)
-            for start in range(0, len(batch), step)
-        ]
-        names = {"chosen": "reference_chosen", "rejected": "reference_rejected", "own": "reference_own"}
-        names["own_features"] = "own_features"
-        return {names[key]: torch.cat([p[key].float().cpu() for p in parts]) for key in parts[0] if key in names}
+        versions = np.array(batch.reference_versions)
+        parts: list[tuple[np.ndarray, dict[str, torch.Tensor]]] = []
+        for version in np.unique(versions):  # ascending: pairs arrive in collection order
+            self.references.use(int(version))
+            rows = np.flatnonzero(versions == version)
+            for start in range(0, len(rows), self.config.micro_batch_size):
+                chunk = rows[start : start + self.config.micro_batch_size]
+                parts.append((chunk, self._forward(model, batch.select(chunk.tolist()), reference=True)))
+        order = torch.as_tensor(np.argsort(np.concatenate([rows for rows, _ in parts]), kind="stable"))
+        names = {**CACHED_NAMES, "own_features": "own_features"}
+        return {
+            names[key]: torch.cat([part[key].float().cpu() for _, part in parts])[order]
+            for key in parts[0][1]
+            if key in names
+        }
 
     def _forward(
         self, model: torch.nn.Module, part: PreferenceBatch, reference: bool = False
@@ -247,8 +284,8 @@ class Learner:
         scratch.rename(folder)
 
     @torch.no_grad()
-    def sequence_logps(self, prompt_ids: list[list[int]], response_ids: list[list[int]]) -> list[float]:
-        """Summed response log-probs under the policy as trained (the sync probe). Collective under ZeRO-3."""
+    def probe_logps(self, prompt_ids: list[list[int]], response_ids: list[list[int]]) -> list[float]:
+        """Summed response log-probs under the policy as trained (the weight-sync probe). Collective under ZeRO-3."""
         packed = pack_sequences(prompt_ids, response_ids, self.pad_token_id).to(self.device)
         was_training = self.engine.training
         self.engine.eval()
@@ -260,22 +297,43 @@ class Learner:
         """The policy's full weights for the actors: gathered (ZeRO-3), LoRA merged, base-model names."""
         return export_weights(self.policy, self.config.zero_stage)
 
-    def refresh_reference(self) -> dict[str, torch.Tensor]:
-        """π_ref ← π_θ: the reference takes the policy's current (merged) weights, which are returned for the
-        actors' reference copies. Pairs already in the buffer keep their cached reference log-probs."""
-        weights = self.weights()
-        if self.reference is not None:
-            self.reference.load_state_dict(weights)
-        else:  # a reference-free loss: keep a copy for actors that restart (reference_weights)
-            self._reference_copy = {name: tensor.detach().clone() for name, tensor in weights.items()}
-        self.reference_version = self.version
-        return weights
+    def refresh_reference(self) -> None:
+        """π_ref ← π_θ: the policy's current (merged) weights become π_ref's version :attr:`version`. Pairs
+        collected before keep being judged against the version they were collected with."""
+        self.references.refresh(self.weights(), self.version)
 
     def reference_weights(self) -> dict[str, torch.Tensor] | None:
-        """π_ref's weights as of the last :meth:`refresh_reference` (``None`` before any: the initial policy)."""
-        if self.reference is not None:
-            return dict(self.reference.state_dict()) if self.reference_version else None
-        return self._reference_copy
+        """π_ref's newest version's weights (``None`` while that is the initial policy of a reference-free loss)."""
+        return self.references.weights()
+
+    # ------------------------------------------------------------------------------------------------ state
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly (this rank's optimizer partition under ZeRO)."""
+        return {
+            "module": ds.gathered_state_dict(self.policy, self.config.zero_stage),
+            "engines": [ds.engine_state(engine) for engine in self._engines()],
+            "references": self.references.state_dict(),
+            "buffer": self.buffer.state_dict(),
+            "rng": self.rng.bit_generator.state,
+            "version": self.version,
+            "optimizer_steps": self.optimizer_steps,
+            "explorer": self.explorer.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        ds.load_module_state(self.policy, state["module"], self.config.zero_stage)
+        for engine, engine_state in zip(self._engines(), state["engines"], strict=True):
+            ds.load_engine_state(engine, engine_state, self.config.zero_stage)
+        self.references.load_state_dict(state["references"])
+        self.buffer.load_state_dict(state["buffer"])
+        self.rng.bit_generator.state = state["rng"]
+        self.version, self.optimizer_steps = state["version"], state["optimizer_steps"]
+        self.explorer.load_state_dict(state["explorer"])
+
+    def _engines(self) -> list[Any]:
+        """The DeepSpeed engines this learner steps (one; an adapter ensemble has one per member)."""
+        return [self.engine]
 
 
 def _finite_or_nan(value: Any) -> float:

@@ -28,10 +28,16 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    from oatlike.oracles.config import ModelOracleConfig, OracleConfig
+    from oatlike.tasks.base import Task
 
 
 def bradley_terry(gap: np.ndarray, temperature: float = 1.0) -> np.ndarray:
@@ -39,14 +45,32 @@ def bradley_terry(gap: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.asarray(gap, dtype=np.float64) / temperature))
 
 
+@dataclass(frozen=True)
+class OracleSite:
+    """Where an oracle is built: the run's task, device and cache, and its config key (for error messages)."""
+
+    task: Task | None = None
+    device: torch.device | str = "cpu"
+    key: str = "oracle"
+    cache_dir: Path | None = None
+
+
+def build_oracle(config: OracleConfig, site: OracleSite | None = None) -> Oracle:
+    """The oracle of ``config`` (its kind's ``build(config, site)``, found by ``config.name``)."""
+    from oatlike.oracles.config import ORACLES
+
+    oracle: Oracle = ORACLES.build(config, site or OracleSite())
+    return oracle
+
+
 class Oracle(ABC):
     """A preference oracle with a query counter and per-call metrics."""
 
     name: str
 
-    def __init__(self, batch_size: int | None = None, concurrency: int = 1) -> None:
-        self.batch_size = batch_size
-        self.concurrency = max(1, concurrency)
+    def __init__(self, config: OracleConfig) -> None:
+        self.batch_size = config.batch_size
+        self.concurrency = config.concurrency
         self._reset_counters()
 
     def _reset_counters(self) -> None:
@@ -123,6 +147,17 @@ class Oracle(ABC):
         twin._reset_counters()
         return twin
 
+    def state_dict(self) -> dict[str, Any]:
+        """The counters (an oracle's model or cache is not state: it is rebuilt from the config)."""
+        with self._lock:
+            names = ("queries", "calls", "seconds", "cache_hits", "failures", "retries")
+            return {**{name: getattr(self, name) for name in names}, "counters": dict(self.counters)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        with self._lock:
+            for name, value in state.items():
+                setattr(self, name, dict(value) if name == "counters" else value)
+
     def metrics(self) -> dict[str, Any]:
         """The counters, by name (logged as ``oracle/<name>`` and ``eval/oracle_<name>``)."""
         with self._lock:
@@ -145,20 +180,14 @@ class ModelOracle(Oracle):
     """
 
     def __init__(
-        self,
-        model: torch.nn.Module,
-        tokenizer: Any,
-        device: torch.device | str = "cpu",
-        temperature: float = 1.0,
-        batch_size: int | None = None,
-        concurrency: int = 1,
+        self, config: ModelOracleConfig, model: torch.nn.Module, tokenizer: Any, device: torch.device | str = "cpu"
     ) -> None:
-        super().__init__(batch_size, concurrency)
+        super().__init__(config)
         self.device = torch.device(device)
         torch.nn.Module.to(model, self.device)  # (transformers' typed `to` accepts no device)
         self.model = model.eval()
         self.tokenizer = tokenizer
-        self.temperature = temperature
+        self.temperature = config.temperature
 
 
 def draw_labels(probabilities: np.ndarray, mode: str, rng: np.random.Generator) -> np.ndarray:

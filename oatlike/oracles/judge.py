@@ -32,9 +32,9 @@ from typing import Any
 
 import numpy as np
 
-from oatlike.config import JudgeOracleConfig
 from oatlike.errors import ConfigError, OracleError
-from oatlike.oracles.base import Oracle
+from oatlike.oracles.base import Oracle, OracleSite
+from oatlike.oracles.config import JudgeOracleConfig
 from oatlike.oracles.http import HttpStatusError, JsonHttpClient, RequestFailed
 from oatlike.warmstart import default_cache_dir
 
@@ -113,7 +113,7 @@ class JudgeOracle(Oracle):
     name = "judge"
 
     def __init__(self, config: JudgeOracleConfig, cache_dir: Path | None = None, key: str = "oracle") -> None:
-        super().__init__(config.batch_size, config.concurrency)
+        super().__init__(config)
         assert config.model is not None  # validated by the config
         self.config = config
         self.key = key
@@ -137,8 +137,8 @@ class JudgeOracle(Oracle):
         self._check_endpoint()
 
     @classmethod
-    def from_config(cls, config: JudgeOracleConfig, key: str = "oracle", cache_dir: Path | None = None) -> JudgeOracle:
-        return cls(config, cache_dir, key)
+    def build(cls, config: JudgeOracleConfig, site: OracleSite) -> JudgeOracle:
+        return cls(config, site.cache_dir, site.key)
 
     # ------------------------------------------------------------------------------------------ endpoint
 

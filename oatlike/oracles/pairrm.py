@@ -41,10 +41,10 @@ from torch import nn
 from transformers import AutoConfig, DebertaV2Config, PreTrainedTokenizerBase
 from transformers.models.deberta_v2.modeling_deberta_v2 import DebertaV2Model, DebertaV2PreTrainedModel
 
-from oatlike.config import PairRMOracleConfig
 from oatlike.errors import ConfigError
 from oatlike.models.loading import DTYPES, load_tokenizer
-from oatlike.oracles.base import ModelOracle, bradley_terry
+from oatlike.oracles.base import ModelOracle, OracleSite, bradley_terry
+from oatlike.oracles.config import PairRMOracleConfig
 
 SOURCE_MARKER = "<|source|>"
 CANDIDATE1_MARKER = "<|candidate1|>"
@@ -181,41 +181,25 @@ class PairRMOracle(ModelOracle):
 
     def __init__(
         self,
+        config: PairRMOracleConfig,
         model: PairRMModel,
         tokenizer: PreTrainedTokenizerBase,
         device: torch.device | str = "cpu",
-        temperature: float = 1.0,
-        batch_size: int | None = 8,
-        concurrency: int = 1,
-        source_max_length: int = 1224,
-        candidate_max_length: int = 412,
-        both_orders: bool = True,
     ) -> None:
-        super().__init__(model, tokenizer, device, temperature, batch_size, concurrency)
-        self.source_max_length = source_max_length
-        self.candidate_max_length = candidate_max_length
-        self.both_orders = both_orders
+        super().__init__(config, model, tokenizer, device)
+        self.source_max_length = config.source_max_length
+        self.candidate_max_length = config.candidate_max_length
+        self.both_orders = config.both_orders
         source, first, second = (int(tokenizer.convert_tokens_to_ids(m)) for m in MARKERS[:3])  # type: ignore[arg-type]
         self.marker_ids = (source, first, second)
         # text that would tokenise to a marker or a separator must not reach the model
         self._reserved = [*MARKERS, *(t for t in (tokenizer.sep_token, tokenizer.cls_token) if t)]
 
     @classmethod
-    def from_config(
-        cls, config: PairRMOracleConfig, device: torch.device | str = "cpu", key: str = "oracle"
-    ) -> PairRMOracle:
-        model, tokenizer = load_pairrm(config.model, config.backbone, config.dtype, key)
-        return cls(
-            model,
-            tokenizer,
-            device,
-            config.temperature,
-            config.batch_size,
-            config.concurrency,
-            source_max_length=config.source_max_length,
-            candidate_max_length=config.candidate_max_length,
-            both_orders=config.both_orders,
-        )
+    def build(cls, config: PairRMOracleConfig, site: OracleSite) -> PairRMOracle:
+        """Load ``oracle.model`` (either published format) onto the site's device."""
+        model, tokenizer = load_pairrm(config.model, config.backbone, config.dtype, site.key)
+        return cls(config, model, tokenizer, site.device)
 
     def _clean(self, text: str) -> str:
         for token in self._reserved:

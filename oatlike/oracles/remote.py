@@ -11,44 +11,29 @@ from __future__ import annotations
 
 import numpy as np
 
-from oatlike.config import RemoteOracleConfig
 from oatlike.errors import ConfigError, OracleError
-from oatlike.oracles.base import Oracle
+from oatlike.oracles.base import Oracle, OracleSite
+from oatlike.oracles.config import RemoteOracleConfig
 from oatlike.oracles.http import HttpStatusError, JsonHttpClient, RequestFailed
 
 
 class RemoteOracle(Oracle):
     name = "remote"
 
-    def __init__(
-        self,
-        url: str,
-        timeout_seconds: float = 60.0,
-        max_retries: int = 3,
-        backoff_seconds: float = 0.5,
-        batch_size: int | None = 64,
-        concurrency: int = 2,
-        key: str = "oracle",
-    ) -> None:
-        super().__init__(batch_size, concurrency)
+    def __init__(self, config: RemoteOracleConfig, key: str = "oracle") -> None:
+        super().__init__(config)
+        assert config.url is not None  # validated by the config
         self.key = key
-        self.client = JsonHttpClient(url, timeout_seconds, max_retries, backoff_seconds, server="the oracle server")
+        self.client = JsonHttpClient(
+            config.url, config.timeout_seconds, config.max_retries, config.backoff_seconds, server="the oracle server"
+        )
         health = self.health()
         self.served_oracle = str(health.get("oracle", "?"))
         self._has_score = bool(health.get("has_score", False))
 
     @classmethod
-    def from_config(cls, config: RemoteOracleConfig, key: str = "oracle") -> RemoteOracle:
-        assert config.url is not None  # validated by the config
-        return cls(
-            config.url,
-            config.timeout_seconds,
-            config.max_retries,
-            config.backoff_seconds,
-            config.batch_size,
-            config.concurrency,
-            key,
-        )
+    def build(cls, config: RemoteOracleConfig, site: OracleSite) -> RemoteOracle:
+        return cls(config, site.key)
 
     def health(self) -> dict:
         """The server's ``/health`` reply (one attempt); a one-line :class:`ConfigError` when none comes."""

@@ -17,10 +17,10 @@ import numpy as np
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from oatlike.config import RewardModelOracleConfig
 from oatlike.errors import ConfigError
 from oatlike.models.loading import load_sequence_classifier, load_tokenizer
-from oatlike.oracles.base import ModelOracle, bradley_terry
+from oatlike.oracles.base import ModelOracle, OracleSite, bradley_terry
+from oatlike.oracles.config import RewardModelOracleConfig
 
 
 class RewardModelOracle(ModelOracle):
@@ -28,18 +28,14 @@ class RewardModelOracle(ModelOracle):
 
     def __init__(
         self,
+        config: RewardModelOracleConfig,
         model: PreTrainedModel,
         tokenizer: PreTrainedTokenizerBase,
         device: torch.device | str = "cpu",
-        temperature: float = 1.0,
-        batch_size: int | None = 32,
-        concurrency: int = 1,
-        chat_template: bool = False,
-        max_length: int = 1024,
     ) -> None:
-        super().__init__(model, tokenizer, device, temperature, batch_size, concurrency)
-        self.chat_template = chat_template
-        self.max_length = max_length
+        super().__init__(config, model, tokenizer, device)
+        self.chat_template = config.chat_template
+        self.max_length = config.max_length
         tokenizer.padding_side = "right"
         tokenizer.truncation_side = "left"  # keep the response, which is what is judged
         if tokenizer.pad_token_id is None:
@@ -48,9 +44,9 @@ class RewardModelOracle(ModelOracle):
         model.config.pad_token_id = tokenizer.pad_token_id
 
     @classmethod
-    def from_config(
-        cls, config: RewardModelOracleConfig, device: torch.device | str = "cpu", key: str = "oracle"
-    ) -> RewardModelOracle:
+    def build(cls, config: RewardModelOracleConfig, site: OracleSite) -> RewardModelOracle:
+        """Load ``oracle.model`` (and its tokenizer) onto the site's device."""
+        key = site.key
         assert config.model is not None  # validated by the config
         model = load_sequence_classifier(config.model, config.dtype, key=f"{key}.model")
         outputs = model.config.num_labels
@@ -62,16 +58,7 @@ class RewardModelOracle(ModelOracle):
             raise ConfigError(
                 f"{key}.chat_template", f"the tokenizer of {config.model!r} has no chat template; set it to false"
             )
-        return cls(
-            model,
-            tokenizer,
-            device,
-            config.temperature,
-            config.batch_size,
-            config.concurrency,
-            chat_template=config.chat_template,
-            max_length=config.max_length,
-        )
+        return cls(config, model, tokenizer, site.device)
 
     def format(self, prompt: str, response: str) -> str:
         """The reward model's input text for one response."""

@@ -9,30 +9,26 @@ from __future__ import annotations
 
 import numpy as np
 
-from oatlike.config import RuleOracleConfig
-from oatlike.oracles.base import Oracle, bradley_terry
+from oatlike.errors import ConfigError
+from oatlike.oracles.base import Oracle, OracleSite, bradley_terry
+from oatlike.oracles.config import RuleOracleConfig
 from oatlike.tasks.base import Task
 
 
 class RuleOracle(Oracle):
     name = "rule"
 
-    def __init__(
-        self,
-        task: Task,
-        temperature: float = 0.1,
-        label_noise: float = 0.0,
-        batch_size: int | None = None,
-        concurrency: int = 1,
-    ) -> None:
-        super().__init__(batch_size, concurrency)
+    def __init__(self, config: RuleOracleConfig, task: Task) -> None:
+        super().__init__(config)
         self.task = task
-        self.temperature = temperature
-        self.label_noise = label_noise
+        self.temperature = config.temperature
+        self.label_noise = config.label_noise
 
     @classmethod
-    def from_config(cls, config: RuleOracleConfig, task: Task) -> RuleOracle:
-        return cls(task, config.temperature, config.label_noise, config.batch_size, config.concurrency)
+    def build(cls, config: RuleOracleConfig, site: OracleSite) -> RuleOracle:
+        if site.task is None:
+            raise ConfigError(site.key, f"{site.key}=rule needs a built-in task (task=arithmetic|sorting)")
+        return cls(config, site.task)
 
     def utilities(self, prompts: list[str], responses: list[str]) -> np.ndarray:
         return np.array([self.task.utility(p, r) for p, r in zip(prompts, responses, strict=True)])

@@ -1,7 +1,7 @@
-"""The local runner: every part of the loop in this process (debugging, tests, laptops).
+"""``runner=local``: the loop's three roles in this process (debugging, tests, laptops).
 
 The actor samples with its own copy of the policy and the evaluator with another, both fed with the
-learner's weights through the same ``load_weights`` path the distributed runner uses, so every
+learner's weights through the same ``load_weights`` path, and probed, as under ``runner=ray``: every
 distributed bug has a one-process repro.
 """
 
@@ -13,57 +13,107 @@ from typing import Any
 
 import torch
 
-from oatlike.config import Config
-from oatlike.runners.base import Collected, Runner
+from oatlike.actors.actor import Actor
+from oatlike.builder import Builder
+from oatlike.eval.evaluator import Evaluator
+from oatlike.learner.learner import Learner
+from oatlike.roles import ActorPool, Collected, LearnerGroup, Roles, Weights, WeightSync, check_probe
 from oatlike.types import PreferenceBatch, Prompt
 
 
-class LocalRunner(Runner):
-    """Runs the experiment of ``config`` in one process and writes it to ``run_dir``."""
+class LocalActorPool(ActorPool):
+    """One actor, collecting as soon as it is asked."""
 
-    def __init__(self, config: Config, run_dir: Path) -> None:
-        torch.manual_seed(config.seed)
-        super().__init__(config, run_dir)
-        self.actor = self.builder.actor()
-        self.learner = self.builder.learner()
-        self.evaluator = self.builder.evaluator(out_dir=None)
+    def __init__(self, actor: Actor) -> None:
+        self.actor = actor
 
-    def start_collect(self, prompts: list[Prompt]) -> Collected:
+    def submit(self, prompts: list[Prompt]) -> Collected:
         return self.actor.step(prompts)
 
-    def finish_collect(self, handle: Collected) -> Collected:
-        return handle
+    def collect(self, ticket: Collected) -> Collected:
+        return ticket
+
+    @property
+    def policy_version(self) -> int:
+        return self.actor.policy_version
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"actors": [self.actor.state_dict()]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        (actor,) = state["actors"]
+        self.actor.load_state_dict(actor)
+
+
+class LocalLearnerGroup(LearnerGroup):
+    """One learner and the evaluator."""
+
+    def __init__(self, learner: Learner, evaluator: Evaluator, builder: Builder) -> None:
+        self.learner, self.evaluator, self.builder = learner, evaluator, builder
 
     def learn(self, batch: PreferenceBatch) -> dict[str, Any]:
         return self.learner.learn(batch)
 
-    def sync(self) -> dict[str, Any]:
-        start = time.perf_counter()
-        self.actor.engine.load_weights(self.learner.weights(), self.learner.version)
-        return {"misc/sync_seconds": time.perf_counter() - start, "misc/weights_version": self.learner.version}
-
-    def refresh_reference(self) -> dict[str, Any]:
-        self.actor.load_reference_weights(self.learner.refresh_reference(), self.learner.version)
-        return {"misc/reference_version": self.learner.version}
-
-    def evaluate(self, step: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        metrics = self.evaluator.evaluate(step, self.learner.weights(), self.learner.version)
-        return metrics, self.evaluator.last_records
-
-    def save_checkpoint(self, name: str) -> Path:
-        folder = self.run_dir / "checkpoints" / name
-        self.learner.save(folder, self.builder.tokenizer)
-        return folder
-
     @property
-    def learner_version(self) -> int:
+    def version(self) -> int:
         return self.learner.version
 
-    @property
-    def actor_version(self) -> int:
-        return self.actor.engine.weights_version
+    def refresh_reference(self) -> None:
+        self.learner.refresh_reference()
+
+    def evaluate(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        return self.evaluator.evaluate(self.learner.weights(), self.learner.version)
+
+    def save(self, folder: str) -> None:
+        self.learner.save(Path(folder), self.builder.tokenizer)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"ranks": [self.learner.state_dict()]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        (rank,) = state["ranks"]
+        self.learner.load_state_dict(rank)
 
 
-def run_local(config: Config, run_dir: Path) -> dict[str, Any]:
-    """Run ``config`` with every component in this process."""
-    return LocalRunner(config, run_dir).run()
+class LocalWeightSync(WeightSync):
+    """Hands the learner's tensors to the actor's engines; probes the policy after each sync."""
+
+    def __init__(
+        self, learner: Learner, actor: Actor, probe: tuple[list[list[int]], list[list[int]]], tolerance: float
+    ):
+        self.learner, self.actor, self.probe, self.tolerance = learner, actor, probe, tolerance
+
+    def push(self, weights: Weights) -> dict[str, Any]:
+        start = time.perf_counter()
+        if weights == "reference":
+            reference = self.learner.reference_weights() if self.actor.reference_engine is not None else None
+            self.actor.load_reference_weights(reference, self.learner.reference_version)
+            return {"misc/reference_version": self.learner.reference_version}
+        self.actor.engine.load_weights(self.learner.weights(), self.learner.version)
+        metrics: dict[str, Any] = {
+            "misc/sync_seconds": time.perf_counter() - start,
+            "misc/weights_version": self.learner.version,
+        }
+        learner = self.learner.probe_logps(*self.probe)
+        actor = self.actor.engine.score(*self.probe).logps.tolist()
+        metrics.update(check_probe(learner, [actor], self.tolerance, self.learner.version))
+        return metrics
+
+
+def probe_pairs(builder: Builder) -> tuple[list[list[int]], list[list[int]]]:
+    """Fixed (prompt, response) pairs for the sync probe: evaluation prompts with their references (or EOS)."""
+    tokenizer = builder.tokenizer
+    prompts = builder.prompt_sets[1].prompts[: builder.config.weight_sync.probe_prompts]
+    responses = [
+        (tokenizer(p.reference, add_special_tokens=False).input_ids if p.reference else []) + [tokenizer.eos_token_id]
+        for p in prompts
+    ]
+    return [list(p.token_ids) for p in prompts], responses
+
+
+def local_roles(builder: Builder, run_dir: Path, notify: Any = print) -> Roles:
+    """The roles of ``runner=local``, built in this process."""
+    torch.manual_seed(builder.config.seed)
+    actor, learner = builder.actor(), builder.learner()
+    sync = LocalWeightSync(learner, actor, probe_pairs(builder), builder.config.weight_sync.probe_tolerance)
+    return Roles(LocalActorPool(actor), LocalLearnerGroup(learner, builder.evaluator(), builder), sync)

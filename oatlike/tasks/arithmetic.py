@@ -16,6 +16,7 @@ import random
 import re
 
 from oatlike.tasks.base import Task
+from oatlike.tasks.config import ArithmeticTaskConfig
 
 _PROMPT = re.compile(r"^\s*(\d+)\s*\+\s*(\d+)\s*=\s*$")
 _NUMBER = re.compile(r"^\s*(\d+)(.*)$", re.DOTALL)
@@ -42,20 +43,12 @@ class ArithmeticTask(Task):
 
     name = "arithmetic"
 
-    def __init__(
-        self,
-        seed: int = 0,
-        num_eval: int = 256,
-        num_digits: int = 2,
-        p_forget_carry: float = 0.6,
-        p_slip: float = 0.1,
-    ) -> None:
-        super().__init__(seed, num_eval)
-        if not 1 <= num_digits <= 4:
-            raise ValueError(f"task.num_digits must be in 1..4, got {num_digits}")
-        self.num_digits = num_digits
-        self.p_forget_carry = p_forget_carry
-        self.p_slip = p_slip
+    def __init__(self, config: ArithmeticTaskConfig | None = None) -> None:
+        config = config or ArithmeticTaskConfig()
+        super().__init__(config)
+        self.num_digits = config.num_digits
+        self.p_forget_carry = config.p_forget_carry
+        self.p_slip = config.p_slip
 
     def all_problems(self) -> list[str]:
         low, high = 10 ** (self.num_digits - 1) if self.num_digits > 1 else 0, 10**self.num_digits

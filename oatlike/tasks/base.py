@@ -18,10 +18,12 @@ anywhere (a Ray actor, an HTTP server).
 
 from __future__ import annotations
 
-import hashlib
 import random
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+
+from oatlike.seeding import stable_seed
+from oatlike.tasks.config import TASKS, TaskConfig
 
 
 @dataclass(frozen=True)
@@ -36,20 +38,14 @@ class PromptItem:
     reference: str | None = None
 
 
-def stable_seed(*parts: object) -> int:
-    """A 63-bit seed derived from ``parts``; identical across processes and Python versions."""
-    digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
-    return int.from_bytes(digest[:8], "little") >> 1
-
-
 class Task(ABC):
     """A built-in task: prompts, an exact utility, and an imperfect demonstrator."""
 
     name: str
 
-    def __init__(self, seed: int = 0, num_eval: int = 256) -> None:
-        self.seed = seed
-        self.num_eval = num_eval
+    def __init__(self, config: TaskConfig) -> None:
+        self.seed = config.seed
+        self.num_eval = config.num_eval
 
     @abstractmethod
     def all_problems(self) -> list[str]:
@@ -89,3 +85,14 @@ class Task(ABC):
         rng = random.Random(stable_seed(self.name, "corpus"))
         items = self.split("train")[:limit]
         return [item.text + self.demonstration(item.text, rng) for item in items]
+
+
+def build_task(config: TaskConfig) -> Task | None:
+    """The built-in task of ``config`` (``None`` for ``task=none``)."""
+    task: Task | None = TASKS.build(config)
+    return task
+
+
+def no_task(config: TaskConfig) -> None:
+    """``task=none``: prompts come from ``data``, there is no true utility."""
+    return None

@@ -18,7 +18,9 @@ import random
 import re
 from collections import Counter
 
-from oatlike.tasks.base import Task, stable_seed
+from oatlike.seeding import stable_seed
+from oatlike.tasks.base import Task
+from oatlike.tasks.config import SortingTaskConfig
 
 _PROMPT = re.compile(r"^\s*sort((?:\s+\d+)+)\s*:\s*$")
 
@@ -41,24 +43,13 @@ class SortingTask(Task):
 
     name = "sorting"
 
-    def __init__(
-        self,
-        seed: int = 0,
-        num_eval: int = 256,
-        min_length: int = 3,
-        max_length: int = 5,
-        max_value: int = 20,
-        num_prompts: int = 20000,
-        p_string_order: float = 0.6,
-        p_slip: float = 0.1,
-    ) -> None:
-        super().__init__(seed, num_eval)
-        if not 2 <= min_length <= max_length:
-            raise ValueError(f"task.min_length/max_length must satisfy 2 <= min <= max, got {min_length}, {max_length}")
-        self.min_length, self.max_length, self.max_value = min_length, max_length, max_value
-        self.num_prompts = num_prompts
-        self.p_string_order = p_string_order
-        self.p_slip = p_slip
+    def __init__(self, config: SortingTaskConfig | None = None) -> None:
+        config = config or SortingTaskConfig()
+        super().__init__(config)
+        self.min_length, self.max_length, self.max_value = config.min_length, config.max_length, config.max_value
+        self.num_prompts = config.num_prompts
+        self.p_string_order = config.p_string_order
+        self.p_slip = config.p_slip
 
     def all_problems(self) -> list[str]:
         rng = random.Random(stable_seed(self.name, "problems", self.min_length, self.max_length, self.max_value))

@@ -14,7 +14,7 @@ from typing import Any, TextIO
 
 from tqdm.auto import tqdm
 
-from oatlike.config import TrackingConfig
+from oatlike.tracking.config import TrackingConfig
 from oatlike.tracking.wandb_logger import WandbLogger
 
 PROGRESS_FIGURES = {

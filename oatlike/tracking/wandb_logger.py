@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from oatlike.config import WandbConfig
+from oatlike.tracking.config import WandbConfig
 
 
 class WandbLogger:

@@ -1,0 +1,60 @@
+"""Configs of the runners (``runner=local|ray``) and of the Ray cluster (``ray.*``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from omegaconf import MISSING
+
+from oatlike.schema import Registry, check, check_choice
+
+RUNNERS = Registry("runner")
+"""The runners by name: their schema and a factory of the loop's roles."""
+
+
+@dataclass
+class RunnerConfig:
+    """Where the components run."""
+
+    name: str = MISSING
+    """Runner: local (every component in this process) or ray (actors and learner ranks as Ray actors)."""
+    mode: str = "sync"
+    """sync: collect, then learn (on-policy); async: actors generate step t+1 while the learner trains on t."""
+    max_staleness: int = 1
+    """async: most learner versions a batch may lag behind the policy it trains (the runner waits beyond)."""
+
+    def __post_init__(self) -> None:
+        check_choice(self.mode, ("sync", "async"), "mode")
+        check(self.max_staleness >= 0, "max_staleness", f"must be >= 0, got {self.max_staleness}")
+
+
+@RUNNERS.register("local", "oatlike.runners.local:local_roles")
+@dataclass
+class LocalRunnerConfig(RunnerConfig):
+    """Every component in this process: actor, oracle, learner, evaluator (debugging, tests, laptops)."""
+
+    name: str = "local"
+
+
+@RUNNERS.register("ray", "oatlike.runners.ray:ray_roles")
+@dataclass
+class RayRunnerConfig(RunnerConfig):
+    """Actors and learner ranks as Ray actors, on a private local Ray (``ray.address=null``), the cluster
+    that ``ray start`` made on this machine (``ray.address=auto``), or any cluster (``ray.address=host:port``);
+    ``mode=async`` lets the actors generate step t+1 while the learner trains on step t."""
+
+    name: str = "ray"
+
+
+@dataclass
+class RayConfig:
+    """The Ray cluster of ``runner=ray``."""
+
+    address: str | None = None
+    """Cluster to join: null starts a private local Ray; auto joins the one ``ray start`` made; or host:port."""
+    num_cpus: int | None = None
+    """Logical CPUs of a private local Ray (null: enough for the actors and learner ranks)."""
+    include_dashboard: bool = False
+    """Start Ray's dashboard with a private local Ray (costs about 1 GB of memory)."""
+    namespace: str = "oatlike"
+    """Ray namespace of the run's actors."""

@@ -1,0 +1,336 @@
+"""``runner=ray``: the loop's three roles on Ray actors, on a private local Ray or a cluster.
+
+::
+
+    driver (this process)                 Ray actors (oatlike.runners.ray_workers)
+    ─────────────────────                 ─────────────────────────────────────────
+    the loop (oatlike.loop)               ActorWorker × actors.num     engine + explorer + oracle client
+    RayActorPool: prompts split           LearnerWorker × learner.num  one DeepSpeed world; rank 0 evaluates
+    RayLearnerGroup: batch sharded        sync group: learner rank 0 → every actor (its own TCPStore)
+    RayWeightSync: versions, the probe
+
+Faults: an actor whose process dies is restarted by Ray (``actors.max_restarts``); the pool waits for it,
+has the weight sync bring it back (a new sync group, the current policy and π_ref), and asks it again for
+the pairs it was working on. Queries are counted from the batches that arrive, so a dead actor's lost
+work is neither lost nor counted twice. Cluster start-up and placement: :mod:`oatlike.runners.ray_cluster`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from oatlike.builder import Builder
+from oatlike.errors import OatlikeError
+from oatlike.roles import ActorPool, Collected, LearnerGroup, Roles, Weights, WeightSync, check_probe
+from oatlike.runners.local import probe_pairs
+from oatlike.runners.ray_cluster import ensure_ray, merge_actor_metrics, merge_learner_metrics, placement
+from oatlike.runners.ray_workers import ActorWorker, LearnerWorker
+from oatlike.types import PreferenceBatch, Prompt
+
+
+def _get(refs: Any, timeout: float | None = None) -> Any:
+    import ray
+
+    return ray.get(refs, timeout=timeout)
+
+
+def _kill(workers: list[Any]) -> None:
+    import ray
+
+    for worker in workers:
+        with contextlib.suppress(Exception):  # already dead
+            ray.kill(worker)
+
+
+class RayActorPool(ActorPool):
+    """``actors.num`` :class:`ActorWorker` s; each step's pairs are split among them."""
+
+    def __init__(self, builder: Builder, notify: Callable[[str], None]) -> None:
+        import ray
+
+        cfg = builder.config
+        options: dict[str, Any] = {
+            "num_cpus": cfg.actors.num_cpus,
+            "num_gpus": cfg.actors.num_gpus,
+            "resources": dict(cfg.actors.resources),
+            "max_restarts": cfg.actors.max_restarts,
+            "max_task_retries": 0,
+            "scheduling_strategy": "SPREAD",
+        }
+        remote = ray.remote(ActorWorker).options(**options)
+        self.workers: list[Any] = [remote.remote(cfg, index, cfg.actors.num_cpus) for index in range(cfg.actors.num)]
+        self.infos: list[dict[str, Any]] = []
+        self.prompts_per_pair = cfg.explore.prompt_pool_size(1)
+        self.max_restarts, self.timeout = cfg.actors.max_restarts, cfg.weight_sync.timeout_seconds
+        self.notify = notify
+        self.versions = {"policy": 0, "reference": 0}
+        self.restarts = 0
+        self.on_restart: Callable[[], None] = lambda: None
+        """Set by the weight sync: bring every actor back to the current weights after one restarted."""
+
+    def wait_until_built(self) -> None:
+        """Wait for every actor to be constructed (engines built; they start while the learner does)."""
+        self.infos = _get([worker.info.remote() for worker in self.workers])
+
+    @property
+    def needs_reference_weights(self) -> bool:
+        """Whether the actors hold a reference engine (otherwise a π_ref refresh only changes a version)."""
+        return any(info["has_reference_engine"] for info in self.infos)
+
+    def submit(self, prompts: list[Prompt]) -> list[tuple[int, list[Prompt], Any]]:
+        """Contiguous chunks whose sizes are whole numbers of pairs (APL keeps one prompt in a pool of N)."""
+        pairs = np.array_split(np.arange(len(prompts) // self.prompts_per_pair), len(self.workers))
+        bounds = np.cumsum([0, *(len(p) * self.prompts_per_pair for p in pairs)])
+        chunks = [prompts[start:end] for start, end in itertools.pairwise(bounds)]
+        return [(index, chunk, self.workers[index].step.remote(chunk)) for index, chunk in enumerate(chunks) if chunk]
+
+    def collect(self, ticket: list[tuple[int, list[Prompt], Any]]) -> Collected:
+        from ray.exceptions import RayActorError
+
+        parts = []
+        for index, chunk, ref in ticket:
+            try:
+                parts.append(_get(ref))
+            except RayActorError as error:
+                parts.append(self._recover(index, chunk, error))
+        batch = PreferenceBatch.concat([b for b, _ in parts])
+        metrics = merge_actor_metrics([m for _, m in parts], [len(b) for b, _ in parts])
+        metrics["misc/actor_restarts"] = self.restarts
+        return batch, metrics
+
+    def _recover(self, index: int, chunk: list[Prompt], error: Exception, attempt: int = 1) -> Collected:
+        """Wait for Ray to restart actor ``index``, bring it up to date, and request its pairs again."""
+        from ray.exceptions import RayActorError
+
+        self.restarts += 1
+        self.notify(f"actor {index} died ({type(error).__name__}); waiting for Ray to restart it")
+        if attempt > self.max_restarts:
+            raise OatlikeError(f"actor {index} keeps dying (actors.max_restarts={self.max_restarts})")
+        self._wait_until_restarted(index)
+        self.on_restart()
+        try:
+            return _get(self.workers[index].step.remote(chunk))
+        except RayActorError as again:
+            return self._recover(index, chunk, again, attempt + 1)
+
+    def _wait_until_restarted(self, index: int) -> None:
+        """Poll actor ``index`` while Ray restarts it (``ActorUnavailableError``); ``ActorDiedError`` is final."""
+        from ray.exceptions import ActorDiedError, ActorUnavailableError, GetTimeoutError
+
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                self.infos[index] = _get(self.workers[index].info.remote(), timeout=30)
+                return
+            except (ActorUnavailableError, GetTimeoutError):
+                if time.monotonic() > deadline:
+                    raise OatlikeError(f"actor {index} did not come back within weight_sync.timeout_seconds") from None
+                time.sleep(1.0)
+            except ActorDiedError:
+                raise OatlikeError(
+                    f"actor {index} died and was not restarted (actors.max_restarts={self.max_restarts})"
+                ) from None
+
+    @property
+    def policy_version(self) -> int:
+        return self.versions["policy"]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"actors": _get([worker.state_dict.remote() for worker in self.workers]), "versions": self.versions}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        _get([w.load_state_dict.remote(s) for w, s in zip(self.workers, state["actors"], strict=True)])
+        self.versions = dict(state["versions"])
+
+    def close(self) -> None:
+        _kill(self.workers)
+        self.workers = []
+
+
+class RayLearnerGroup(LearnerGroup):
+    """``learner.num`` :class:`LearnerWorker` ranks forming one DeepSpeed world; rank 0 evaluates."""
+
+    def __init__(self, builder: Builder) -> None:
+        import ray
+
+        cfg = builder.config
+        options: dict[str, Any] = {
+            "num_cpus": cfg.learner.num_cpus,
+            "num_gpus": cfg.learner.num_gpus,
+            "resources": dict(cfg.learner.resources),
+            "max_restarts": 0,
+        }
+        remote = ray.remote(LearnerWorker).options(**options)
+        self.ranks: list[Any] = [
+            remote.remote(cfg, rank, cfg.learner.num, cfg.learner.num_cpus) for rank in range(cfg.learner.num)
+        ]
+        host, port = _get(self.ranks[0].rendezvous_address.remote())
+        self.spec = self.all("setup", host, port)[0]
+        self._version = 0
+
+    def all(self, method: str, *args: Any) -> list[Any]:
+        """Call ``method`` on every rank at once (collective under ZeRO-3) and wait for all."""
+        return list(_get([getattr(rank, method).remote(*args) for rank in self.ranks]))
+
+    def learn(self, batch: PreferenceBatch) -> dict[str, Any]:
+        if len(batch) % len(self.ranks):
+            raise ValueError(f"{len(batch)} pairs cannot be shared equally by {len(self.ranks)} learner ranks")
+        size = len(batch) // len(self.ranks)
+        shards = [batch.select(list(range(r * size, (r + 1) * size))) for r in range(len(self.ranks))]
+        results = _get([rank.learn.remote(shard) for rank, shard in zip(self.ranks, shards, strict=True)])
+        self._version += 1
+        return merge_learner_metrics(results)
+
+    @property
+    def version(self) -> int:
+        return self._version
+
+    def refresh_reference(self) -> None:
+        self.all("refresh_reference")
+
+    def evaluate(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        result = self.all("evaluate")[0]
+        assert result is not None
+        return result
+
+    def save(self, folder: str) -> None:
+        self.all("save", folder)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"ranks": self.all("state_dict"), "version": self._version}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        _get([rank.load_state_dict.remote(s) for rank, s in zip(self.ranks, state["ranks"], strict=True)])
+        self._version = state["version"]
+
+    def close(self) -> None:
+        _kill(self.ranks)
+        self.ranks = []
+
+
+class RayWeightSync(WeightSync):
+    """Learner rank 0 → every actor over a process group of its own (its own TCPStore, never DeepSpeed's)."""
+
+    def __init__(self, builder: Builder, actors: RayActorPool, learner: RayLearnerGroup) -> None:
+        self.config = builder.config.weight_sync
+        self.actors, self.learner = actors, learner
+        self.probe = probe_pairs(builder)
+        self.generation = 0
+        self.forced_syncs = 0
+        self.rejoin()
+        self._broadcast("policy", 0)  # the actors start from the learner's exact weights, not their own
+        actors.on_restart = self.restore
+
+    def rejoin(self) -> None:
+        """(Re)build the sync group: learner rank 0 hosts it, every actor joins (a fresh store each time)."""
+        self.generation += 1
+        host, port = _get(self.learner.ranks[0].rendezvous_address.remote())
+        world, name, timeout = 1 + len(self.actors.workers), f"wsync-{self.generation}", self.config.timeout_seconds
+        refs = [self.learner.ranks[0].join_sync_group.remote(host, port, world, name, timeout)]
+        refs += [
+            actor.join_sync_group.remote(host, port, index + 1, world, name, timeout, self.learner.spec)
+            for index, actor in enumerate(self.actors.workers)
+        ]
+        _get(refs)
+
+    def restore(self) -> None:
+        """After an actor restarted (with the initial weights): a new group, then every actor at the current
+        policy (a forced sync, ``misc/forced_syncs``) and π_ref, wherever they moved from the initial ones."""
+        self.rejoin()
+        if self.actors.versions["policy"]:
+            self._broadcast("policy", self.learner.version)
+            self.forced_syncs += 1
+        if self.actors.versions["reference"]:
+            self._push_reference(self.actors.versions["reference"])
+
+    def push(self, weights: Weights) -> dict[str, Any]:
+        start = time.perf_counter()
+        if weights == "reference":  # just refreshed: π_ref's newest version is the learner's
+            self._push_reference(self.learner.version)
+            return {
+                "misc/reference_version": self.learner.version,
+                "misc/reference_sync_seconds": time.perf_counter() - start,
+            }
+        stats = self._broadcast("policy", self.learner.version)
+        metrics: dict[str, Any] = {
+            "misc/sync_seconds": time.perf_counter() - start,
+            "misc/sync_gather_seconds": stats["gather_seconds"],
+            "misc/sync_broadcast_seconds": stats["broadcast_seconds"],
+            "misc/sync_mb": stats["bytes"] / 2**20,
+            "misc/weights_version": self.learner.version,
+            "misc/forced_syncs": self.forced_syncs,
+        }
+        learner = self.learner.all("probe", *self.probe)[0]
+        actors = _get([actor.probe.remote(*self.probe) for actor in self.actors.workers])
+        metrics.update(check_probe(learner, actors, self.config.probe_tolerance, self.learner.version))
+        return metrics
+
+    def _push_reference(self, version: int) -> None:
+        """π_ref to the actors' reference engines, or only its version where they hold none (BPO)."""
+        if self.actors.needs_reference_weights:
+            self._broadcast("reference", version)
+        else:
+            _get([actor.set_reference_version.remote(version) for actor in self.actors.workers])
+            self.actors.versions["reference"] = version
+
+    def _broadcast(self, weights: Weights, version: int) -> dict[str, float]:
+        bucket_mb = self.config.bucket_mb
+        learner_refs = [rank.broadcast_weights.remote(weights, bucket_mb) for rank in self.learner.ranks]
+        actor_refs = [actor.receive_weights.remote(weights, version, bucket_mb) for actor in self.actors.workers]
+        stats: dict[str, float] = _get(learner_refs)[0]
+        _get(actor_refs)
+        self.actors.versions[weights] = version
+        return stats
+
+
+def ray_roles(builder: Builder, run_dir: Path, notify: Callable[[str], None] = print) -> Roles:
+    """The roles of ``runner=ray``: Ray started (or joined), learner ranks and actors placed and synced;
+    where everything runs is written to ``run_dir/ray.json``."""
+    owns_ray = ensure_ray(builder.config, builder.cache_dir)
+    actors: RayActorPool | None = None
+    learner: RayLearnerGroup | None = None
+    try:
+        actors = RayActorPool(builder, notify)  # the actors' processes start while the learner ranks are built
+        learner = RayLearnerGroup(builder)
+        actors.wait_until_built()
+        sync = RayWeightSync(builder, actors, learner)
+        (run_dir / "ray.json").write_text(json.dumps(placement(actors.workers, learner.ranks), indent=2))
+        roles = RayRoles(actors, learner, sync, owns_ray)
+    except BaseException:
+        for role in (actors, learner):
+            if role is not None:
+                role.close()
+        if owns_ray:
+            import ray
+
+            ray.shutdown()
+        raise
+    return roles
+
+
+class RayRoles(Roles):
+    """The Ray roles; closing them also stops the Ray this run started."""
+
+    def __init__(self, actors: RayActorPool, learner: RayLearnerGroup, sync: RayWeightSync, owns_ray: bool) -> None:
+        super().__init__(actors, learner, sync)
+        self.owns_ray = owns_ray
+        self.ray_actors, self.ray_sync = actors, sync
+
+    def summary(self) -> dict[str, Any]:
+        return {"actor_restarts": self.ray_actors.restarts, "forced_syncs": self.ray_sync.forced_syncs}
+
+    def close(self) -> None:
+        import ray
+
+        super().close()
+        if self.owns_ray and ray.is_initialized():
+            ray.shutdown()
+            self.owns_ray = False

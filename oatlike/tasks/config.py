@@ -1,0 +1,82 @@
+"""Configs of the built-in tasks (``task=arithmetic|sorting|none``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from omegaconf import MISSING
+
+from oatlike.schema import Registry, check, check_probability
+
+TASKS = Registry("task")
+"""The built-in tasks by name: their schema and their :class:`~oatlike.tasks.base.Task` class."""
+
+
+@dataclass
+class TaskConfig:
+    """A built-in task with a known utility (``task=arithmetic``), or ``task=none`` for real data sets."""
+
+    name: str = MISSING
+    """Task name: arithmetic, sorting, or none (prompts from ``data`` only, no true utility)."""
+    seed: int = 0
+    """Seed of the task's train/eval split (independent of the run seed, so splits stay fixed)."""
+    num_eval: int = 256
+    """Number of held-out evaluation prompts."""
+
+    def __post_init__(self) -> None:
+        check(self.num_eval >= 1, "num_eval", f"must be >= 1, got {self.num_eval}")
+
+
+@TASKS.register("arithmetic", "oatlike.tasks.arithmetic:ArithmeticTask")
+@dataclass
+class ArithmeticTaskConfig(TaskConfig):
+    """Two-digit addition with digit-wise partial credit; the demonstrator forgets carries 60% of the time."""
+
+    name: str = "arithmetic"
+    num_digits: int = 2
+    """Digits of each operand (1..4)."""
+    p_forget_carry: float = 0.6
+    """Probability that the demonstrator forgets every carry (its systematic mistake)."""
+    p_slip: float = 0.1
+    """Probability that the demonstrator gets one random digit wrong."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(1 <= self.num_digits <= 4, "num_digits", f"must be in 1..4, got {self.num_digits}")
+        check_probability(self, "p_forget_carry", "p_slip")
+
+
+@TASKS.register("sorting", "oatlike.tasks.sorting:SortingTask")
+@dataclass
+class SortingTaskConfig(TaskConfig):
+    """Sort 3-5 numbers in 0..20; the demonstrator sorts them as strings 60% of the time."""
+
+    name: str = "sorting"
+    min_length: int = 3
+    """Fewest numbers in a list."""
+    max_length: int = 5
+    """Most numbers in a list."""
+    max_value: int = 20
+    """Numbers are drawn from 0..max_value (mixing one- and two-digit numbers makes string order wrong)."""
+    num_prompts: int = 20000
+    """Distinct prompts generated (train + eval)."""
+    p_string_order: float = 0.6
+    """Probability that the demonstrator sorts the numbers as strings (its systematic mistake)."""
+    p_slip: float = 0.1
+    """Probability that the demonstrator swaps one random adjacent pair."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.min_length >= 2, "min_length", f"must be >= 2, got {self.min_length}")
+        check(self.max_length >= self.min_length, "max_length", "must be >= task.min_length")
+        check(self.max_value >= 1, "max_value", f"must be >= 1, got {self.max_value}")
+        check(self.num_prompts > self.num_eval, "num_prompts", "must exceed task.num_eval")
+        check_probability(self, "p_string_order", "p_slip")
+
+
+@TASKS.register("none", "oatlike.tasks.base:no_task")
+@dataclass
+class NoTaskConfig(TaskConfig):
+    """No built-in task: prompts come from ``data``, preferences from a model-based oracle."""
+
+    name: str = "none"
