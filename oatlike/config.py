@@ -31,7 +31,7 @@ from oatlike.losses.config import LOSSES, LossConfig
 from oatlike.models.config import ModelConfig
 from oatlike.oracles.config import ORACLES, OracleConfig, ServeConfig
 from oatlike.runners.config import RUNNERS, RayConfig, RunnerConfig
-from oatlike.schema import Registry, check, check_choice
+from oatlike.schema import Registry, check, check_at_least, check_choice
 from oatlike.sync.config import WeightSyncConfig
 from oatlike.tasks.config import TASKS, TaskConfig
 from oatlike.tracking.config import TrackingConfig
@@ -105,7 +105,7 @@ class Config:
         self.explore.check_compatible(self)
 
     def _check_runs(self) -> None:
-        check(self.steps >= 1, "steps", f"must be >= 1, got {self.steps}")
+        check_at_least(self, 1, "steps")
         check(self.sync_every >= 0, "sync_every", f"must be >= 0 (0: never sync), got {self.sync_every}")
         check_choice(self.device, ("auto", "cpu", "cuda"), "device")
         if self.data.source == "task":

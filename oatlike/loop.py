@@ -50,11 +50,12 @@ class Loop:
         self.batch: PreferenceBatch | None = None  # the one being learnt (dumped if its loss blows up)
 
     def train(self) -> int:
-        """The steps; returns the last one taken."""
+        """The steps after :attr:`last_step` (0, or a restored state's); returns the last one taken."""
         actors, learner, sync, explore = self.roles.actors, self.roles.learner, self.roles.sync, self.config.explore
-        self.evaluate(0)
+        if self.last_step == 0:
+            self.evaluate(0)
         pending = None
-        for step in range(1, self.config.steps + 1):
+        for step in range(self.last_step + 1, self.config.steps + 1):
             if pending is None:
                 if self.budget_spent(in_flight=0):
                     self.stop_reason = "oracle.max_queries reached"
@@ -200,8 +201,18 @@ class Loop:
         return summary
 
     def state_dict(self) -> dict[str, Any]:
-        """The books (counters, prompt stream position) and every role's state."""
+        """The books (step, counters, prompt stream position) and every role's state, between two steps.
+
+        The actors' weights are not in it, only their versions: a restored run gives the actors the learner's
+        policy (and π_ref) again, which is exact when they held the learner's current weights (a step that
+        synced: every step at ``sync_every=1``) or the initial ones.
+        """
         return {
+            "last_step": self.last_step,
+            "actor_versions": {
+                "policy": self.roles.actors.policy_version,
+                "reference": self.roles.actors.reference_version,
+            },
             "queries": self.queries,
             "pairs_trained": self.pairs_trained,
             "sync_seconds": self.sync_seconds,
@@ -211,11 +222,22 @@ class Loop:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.queries, self.pairs_trained = state["queries"], state["pairs_trained"]
+        self.last_step, self.queries, self.pairs_trained = state["last_step"], state["queries"], state["pairs_trained"]
         self.sync_seconds = state["sync_seconds"]
         self.prompts.load_state_dict(state["prompts"])
         self.roles.actors.load_state_dict(state["actors"])
         self.roles.learner.load_state_dict(state["learner"])
+        held = state["actor_versions"]
+        if held["policy"]:
+            if held["policy"] != self.roles.learner.version:
+                log.warning(
+                    "restored between two syncs: the actors held policy version %d and take the learner's %d",
+                    held["policy"],
+                    self.roles.learner.version,
+                )
+            self.roles.sync.push("policy")
+        if held["reference"]:
+            self.roles.sync.push("reference")
 
 
 def build_loop(config: Config, run_dir: Path) -> Loop:

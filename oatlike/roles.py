@@ -47,9 +47,14 @@ class ActorPool(ABC):
     def policy_version(self) -> int:
         """The version of the behaviour policy the actors sample with."""
 
+    @property
+    @abstractmethod
+    def reference_version(self) -> int:
+        """The version of π_ref the actors hold."""
+
     @abstractmethod
     def state_dict(self) -> dict[str, Any]:
-        """Each actor's random streams, oracle counters and explorer state."""
+        """Each actor's random streams, oracle counters and explorer state (not the weights: a sync gives them)."""
 
     @abstractmethod
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
@@ -70,9 +75,15 @@ class LearnerGroup(ABC):
     def version(self) -> int:
         """Learner steps taken: the version of the weights a sync would send."""
 
+    @property
+    @abstractmethod
+    def reference_version(self) -> int:
+        """π_ref's newest version (0: the initial policy)."""
+
     @abstractmethod
     def refresh_reference(self) -> None:
-        """π_ref ← π_θ on every rank (the actors' copies follow through :meth:`WeightSync.push`)."""
+        """π_ref ← π_θ on every rank, as version :attr:`version` (the actors' copies follow through
+        :meth:`WeightSync.push`)."""
 
     @abstractmethod
     def evaluate(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -99,7 +110,7 @@ class WeightSync(ABC):
     @abstractmethod
     def push(self, weights: Weights) -> dict[str, Any]:
         """Give every actor the learner's current policy (its :attr:`LearnerGroup.version`) or π_ref (its
-        newest version); returns ``misc/`` metrics (time, version, probe gap)."""
+        :attr:`LearnerGroup.reference_version`); returns ``misc/`` metrics (time, version, probe gap)."""
 
 
 @dataclass

@@ -124,13 +124,12 @@ class Actor:
 
     def state_dict(self) -> dict[str, Any]:
         """The actor's random streams (labels, selection; torch's, which sampling draws from), its oracle's
-        counters and its explorer's state; the engines' weights come from the learner."""
+        counters and its explorer's state; the engines' weights (and their versions) come from a weight sync."""
         return {
             "rng": self.rng.bit_generator.state,
             "torch_rng": torch.get_rng_state(),
             "oracle": self.oracle.state_dict(),
             "explorer": self.explorer.state_dict(),
-            "reference_version": self.reference_version,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -138,7 +137,6 @@ class Actor:
         torch.set_rng_state(state["torch_rng"])
         self.oracle.load_state_dict(state["oracle"])
         self.explorer.load_state_dict(state["explorer"])
-        self.reference_version = state["reference_version"]
 
     def label(
         self, rollout: Rollout, pairs: np.ndarray, model_preference: np.ndarray | None = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from oatlike.schema import check
+from oatlike.schema import check, check_at_least
 
 
 @dataclass
@@ -23,9 +23,9 @@ class ActorsConfig:
     """Times Ray restarts an actor whose process died; its pairs are re-requested from the restarted actor."""
 
     def __post_init__(self) -> None:
-        check(self.num >= 1, "num", f"must be >= 1, got {self.num}")
+        check_at_least(self, 1, "num")
         check(self.num_cpus >= 0 and self.num_gpus >= 0, "num_cpus", "CPU and GPU reservations must be >= 0")
-        check(self.max_restarts >= 0, "max_restarts", f"must be >= 0, got {self.max_restarts}")
+        check_at_least(self, 0, "max_restarts")
 
 
 @dataclass
@@ -46,9 +46,9 @@ class ActorConfig:
     """Most tokens generated per response."""
 
     def __post_init__(self) -> None:
-        check(self.prompts_per_step >= 1, "prompts_per_step", f"must be >= 1, got {self.prompts_per_step}")
+        check_at_least(self, 1, "prompts_per_step")
         check(self.num_samples >= 2, "num_samples", f"must be >= 2 to form a pair, got {self.num_samples}")
         check(self.temperature > 0, "temperature", f"must be > 0, got {self.temperature}")
         check(0.0 < self.top_p <= 1.0, "top_p", f"must be in (0, 1], got {self.top_p}")
-        check(self.top_k >= 0, "top_k", f"must be >= 0, got {self.top_k}")
-        check(self.max_new_tokens >= 1, "max_new_tokens", f"must be >= 1, got {self.max_new_tokens}")
+        check_at_least(self, 0, "top_k")
+        check_at_least(self, 1, "max_new_tokens")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from oatlike.schema import check, check_choice
+from oatlike.schema import check, check_at_least, check_choice
 
 
 @dataclass
@@ -45,7 +45,7 @@ class DataConfig:
             "path",
             "data.source=dataset needs data.path (a hub name, folder or json/jsonl/parquet file)",
         )
-        check(self.max_prompt_tokens >= 1, "max_prompt_tokens", f"must be >= 1, got {self.max_prompt_tokens}")
+        check_at_least(self, 1, "max_prompt_tokens")
         check(0.0 < self.eval_fraction < 1.0, "eval_fraction", f"must be in (0, 1), got {self.eval_fraction}")
         for key in ("max_train_prompts", "max_eval_prompts"):
             value = getattr(self, key)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from omegaconf import MISSING
 
-from oatlike.schema import Registry, check, check_choice
+from oatlike.schema import Registry, check, check_at_least, check_choice
 
 ENGINES = Registry("engine")
 """The generation engines by name: their schema and a factory ``build(config, policy, site) -> Engine``."""
@@ -22,7 +22,7 @@ class EngineConfig:
     """Most sequences generated in one call (larger requests are split)."""
 
     def __post_init__(self) -> None:
-        check(self.max_batch_size >= 1, "max_batch_size", f"must be >= 1, got {self.max_batch_size}")
+        check_at_least(self, 1, "max_batch_size")
 
 
 @ENGINES.register("hf", "oatlike.engines.hf:HFEngine.build")
@@ -62,4 +62,4 @@ class VLLMEngineConfig(EngineConfig):
         check(self.tensor_parallel_size >= 1, "tensor_parallel_size", "must be >= 1")
         check(0.0 < self.gpu_memory_utilization <= 1.0, "gpu_memory_utilization", "must be in (0, 1]")
         check(self.max_model_len is None or self.max_model_len >= 16, "max_model_len", "must be >= 16 or null")
-        check(self.cpu_kvcache_gb >= 1, "cpu_kvcache_gb", f"must be >= 1, got {self.cpu_kvcache_gb}")
+        check_at_least(self, 1, "cpu_kvcache_gb")

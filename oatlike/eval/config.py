@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from oatlike.oracles.config import OracleConfig
-from oatlike.schema import check
+from oatlike.schema import check_at_least
 
 
 @dataclass
@@ -23,4 +23,4 @@ class EvalConfig:
     with its own query counter."""
 
     def __post_init__(self) -> None:
-        check(self.every >= 0, "every", f"must be >= 0, got {self.every}")
+        check_at_least(self, 0, "every")

@@ -121,7 +121,7 @@ class SELMExploreConfig(OwnResponseExploreConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check(self.alpha >= 0, "alpha", f"must be >= 0, got {self.alpha}")
+        check_at_least(self, 0, "alpha")
 
     def check_compatible(self, config: Config) -> None:
         check_reference_loss(self.name, config.loss, "puts its term on s_θ(y) − s_ref(y)")
@@ -191,7 +191,7 @@ class XPOExploreConfig(ExploreConfig):
     """Exploration coefficient α (TRL's default; oat uses 5e-6)."""
 
     def __post_init__(self) -> None:
-        check(self.alpha >= 0, "alpha", f"must be >= 0, got {self.alpha}")
+        check_at_least(self, 0, "alpha")
 
     def check_compatible(self, config: Config) -> None:
         check(
@@ -252,7 +252,7 @@ class SEAExploreConfig(ExploreConfig):
         check_choice(self.selection, SEA_SELECTIONS, "selection")
         check_at_least(self, 1, "ensemble_size", "hidden_dim", "sgd_steps", "batch_size", "buffer_size")
         check(self.ensemble_size >= 2, "ensemble_size", "must be >= 2 (an ensemble measures disagreement)")
-        check(self.enn_lambda >= 0, "enn_lambda", f"must be >= 0, got {self.enn_lambda}")
+        check_at_least(self, 0, "enn_lambda")
         check(self.lr > 0, "lr", f"must be > 0, got {self.lr}")
         check(
             self.max_try is None or 2 <= self.max_try <= self.ensemble_size,
@@ -260,7 +260,7 @@ class SEAExploreConfig(ExploreConfig):
             f"must be in 2..explore.ensemble_size ({self.ensemble_size}) or null",
         )
         check(0.0 <= self.max_model_data_ratio <= 1.0, "max_model_data_ratio", "must be in [0, 1]")
-        check(self.burn_in_steps >= 0, "burn_in_steps", f"must be >= 0, got {self.burn_in_steps}")
+        check_at_least(self, 0, "burn_in_steps")
         check_choice(self.model_data_labels, ("erm", "oracle"), "model_data_labels")
 
     def check_compatible(self, config: Config) -> None:
@@ -281,7 +281,7 @@ class APLExploreConfig(ExploreConfig):
     none (no pool)."""
 
     def __post_init__(self) -> None:
-        check(self.prompt_pool_factor >= 1, "prompt_pool_factor", f"must be >= 1, got {self.prompt_pool_factor}")
+        check_at_least(self, 1, "prompt_pool_factor")
         check_choice(self.entropy_filter, ("highest", "lowest", "none"), "entropy_filter")
 
     @property
@@ -310,7 +310,7 @@ class BPOExploreConfig(ExploreConfig):
     the code) or delta_mean (the exact mean of the LoRA deltas)."""
 
     def __post_init__(self) -> None:
-        check(self.ensemble_size >= 1, "ensemble_size", f"must be >= 1, got {self.ensemble_size}")
+        check_at_least(self, 1, "ensemble_size")
         check_choice(self.merge, ("linear", "delta_mean"), "merge")
 
     def reference_refresh_due(self, step: int, synced: bool) -> bool:

@@ -33,6 +33,7 @@ from oatlike.exploration.config import COPOExploreConfig
 from oatlike.exploration.optimism import OwnResponseActor
 from oatlike.losses.config import LossConfig
 from oatlike.seeding import stable_seed
+from oatlike.state import snapshot
 
 
 def count_bonus(cfn_outputs: torch.Tensor, scale: float, exponent: float) -> torch.Tensor:
@@ -106,28 +107,36 @@ class PseudoCounter:
         """``steps`` Adam steps on random mini-batches of the visits; the mean CFN loss."""
         self.network.train()
         losses = []
-        for _ in range(steps):
-            rows = torch.randperm(len(self.features), generator=self.generator)[:batch_size]
-            redraw = self.config.coin_flips == "redraw"  # the released sampler: fresh targets at every visit
-            targets = self.coin_flips(len(rows)) if redraw else self.coins[rows]
-            loss = cfn_loss(self.network(self.features[rows]), targets)
-            self.optimizer.zero_grad()
-            loss.backward()
-            self.optimizer.step()
-            losses.append(float(loss.detach()))
+        with torch.random.fork_rng():  # the input dropout draws from the counter's own generator: state, too
+            torch.manual_seed(int(torch.randint(2**31, (1,), generator=self.generator)))
+            for _ in range(steps):
+                losses.append(self._step(batch_size))
         return sum(losses) / max(len(losses), 1)
 
+    def _step(self, batch_size: int) -> float:
+        """One Adam step on ``batch_size`` visits drawn at random; the CFN loss."""
+        rows = torch.randperm(len(self.features), generator=self.generator)[:batch_size]
+        redraw = self.config.coin_flips == "redraw"  # the released sampler: fresh targets at every visit
+        targets = self.coin_flips(len(rows)) if redraw else self.coins[rows]
+        loss = cfn_loss(self.network(self.features[rows]), targets)
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+        return float(loss.detach())
+
     def state_dict(self) -> dict[str, Any]:
-        return {
-            "network": self.network.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "features": self.features.clone(),
-            "coins": self.coins.clone(),
-        }
+        return snapshot(
+            {
+                "network": self.network.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "features": self.features,
+                "coins": self.coins,
+            }
+        )
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.network.load_state_dict(state["network"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        self.optimizer.load_state_dict(snapshot(state["optimizer"]))
         self.features, self.coins = state["features"].clone(), state["coins"].clone()
 
     @torch.no_grad()
@@ -166,7 +175,7 @@ class COPOLearner(LearnerExplorer):
         counter = None
         if self.counter is not None:
             counter = {"feature_dim": self.counter.features.shape[-1], **self.counter.state_dict()}
-        return {"generator": self.generator.get_state(), "iteration": self.iteration, "counter": counter}
+        return {"generator": self.generator.get_state().clone(), "iteration": self.iteration, "counter": counter}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.iteration = state["iteration"]

@@ -29,6 +29,7 @@ from torch import nn
 from oatlike.exploration.base import ActorExplorer, Explorer, Need, Selection, random_pairs
 from oatlike.exploration.config import SEAExploreConfig
 from oatlike.seeding import stable_seed
+from oatlike.state import snapshot
 from oatlike.types import PreferenceBatch, Rollout
 
 MODEL_DATA = "model_data"
@@ -273,16 +274,18 @@ class SEAActor(ActorExplorer):
 
     def state_dict(self) -> dict[str, Any]:
         model, optimizer = self.model, self.optimizer
-        return {
-            "generator": self.generator.get_state(),
-            "feature_dim": None if model is None else int(self.pair_features.shape[-1]),
-            "model": None if model is None else model.state_dict(),
-            "optimizer": None if optimizer is None else optimizer.state_dict(),
-            "pair_features": self.pair_features.clone(),
-            "pair_masks": self.pair_masks.clone(),
-            "queries": self.queries,
-            "updates": self.updates,
-        }
+        return snapshot(
+            {
+                "generator": self.generator.get_state(),
+                "feature_dim": None if model is None else int(self.pair_features.shape[-1]),
+                "model": None if model is None else model.state_dict(),
+                "optimizer": None if optimizer is None else optimizer.state_dict(),
+                "pair_features": self.pair_features,
+                "pair_masks": self.pair_masks,
+                "queries": self.queries,
+                "updates": self.updates,
+            }
+        )
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.model = self.optimizer = None
@@ -290,7 +293,7 @@ class SEAActor(ActorExplorer):
             model = self._ensure_model(state["feature_dim"])
             model.load_state_dict(state["model"])
             assert self.optimizer is not None
-            self.optimizer.load_state_dict(state["optimizer"])
+            self.optimizer.load_state_dict(snapshot(state["optimizer"]))
         self.generator.set_state(state["generator"])
         self.pair_features, self.pair_masks = state["pair_features"].clone(), state["pair_masks"].clone()
         self.queries, self.updates = state["queries"], state["updates"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from oatlike.schema import check, check_choice
+from oatlike.schema import check, check_at_least, check_choice
 
 
 @dataclass
@@ -53,15 +53,12 @@ class LearnerConfig:
         return self.micro_batch_size * self.grad_accum_steps
 
     def __post_init__(self) -> None:
-        check(self.lr >= 0, "lr", f"must be >= 0, got {self.lr}")
+        check_at_least(self, 0, "lr")
         check_choice(self.lr_scheduler, ("constant", "linear", "cosine"), "lr_scheduler")
-        check(self.warmup_steps >= 0, "warmup_steps", f"must be >= 0, got {self.warmup_steps}")
-        check(self.max_grad_norm >= 0, "max_grad_norm", f"must be >= 0, got {self.max_grad_norm}")
-        check(self.micro_batch_size >= 1, "micro_batch_size", f"must be >= 1, got {self.micro_batch_size}")
-        check(self.grad_accum_steps >= 1, "grad_accum_steps", f"must be >= 1, got {self.grad_accum_steps}")
-        check(self.epochs >= 1, "epochs", f"must be >= 1, got {self.epochs}")
+        check_at_least(self, 0, "warmup_steps", "max_grad_norm")
+        check_at_least(self, 1, "micro_batch_size", "grad_accum_steps", "epochs")
         check(self.zero_stage in (0, 1, 2, 3), "zero_stage", f"must be 0, 1, 2 or 3, got {self.zero_stage}")
         check(not self.offload or self.zero_stage >= 1, "offload", "needs learner.zero_stage >= 1")
-        check(self.checkpoint_every >= 0, "checkpoint_every", f"must be >= 0, got {self.checkpoint_every}")
-        check(self.num >= 1, "num", f"must be >= 1, got {self.num}")
+        check_at_least(self, 0, "checkpoint_every")
+        check_at_least(self, 1, "num")
         check(self.num_cpus >= 0 and self.num_gpus >= 0, "num_cpus", "CPU and GPU reservations must be >= 0")

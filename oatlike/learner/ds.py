@@ -9,7 +9,6 @@ use) is built only when asked for (``learner.cpu_shm_allreduce``), since it help
 from __future__ import annotations
 
 import contextlib
-import copy
 import importlib
 import os
 import socket
@@ -22,6 +21,7 @@ from typing import Any
 import torch
 
 from oatlike.learner.config import LearnerConfig
+from oatlike.state import snapshot
 
 
 def free_port() -> int:
@@ -155,33 +155,22 @@ def load_module_state(module: torch.nn.Module, state: dict[str, torch.Tensor], z
     module.load_state_dict(state)
 
 
-def detached_copy(value: Any) -> Any:
-    """``value`` with every tensor cloned (a state dict that later training steps cannot change)."""
-    if isinstance(value, torch.Tensor):
-        return value.detach().clone()
-    if isinstance(value, dict):
-        return {key: detached_copy(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return type(value)(detached_copy(item) for item in value)
-    return copy.deepcopy(value)
-
-
 def engine_state(engine: Any) -> dict[str, Any]:
     """This rank's optimizer (its ZeRO partition) and LR-schedule state, copied."""
     scheduler = engine.lr_scheduler
     return {
-        "optimizer": detached_copy(engine.optimizer.state_dict()),
-        "scheduler": None if scheduler is None else detached_copy(scheduler.state_dict()),
+        "optimizer": snapshot(engine.optimizer.state_dict()),
+        "scheduler": None if scheduler is None else snapshot(scheduler.state_dict()),
     }
 
 
 def load_engine_state(engine: Any, state: dict[str, Any], zero_stage: int) -> None:
     """Restore :func:`engine_state` (after the weights: ZeRO-1/2 take their fp32 partitions from the state)."""
     if isinstance(engine.optimizer, torch.optim.Optimizer):  # ZeRO-0: the client AdamW itself
-        engine.optimizer.load_state_dict(detached_copy(state["optimizer"]))
+        engine.optimizer.load_state_dict(snapshot(state["optimizer"]))
     elif zero_stage in (1, 2):
-        engine.optimizer.load_state_dict([detached_copy(state["optimizer"])], load_from_fp32_weights=True)
+        engine.optimizer.load_state_dict([snapshot(state["optimizer"])], load_from_fp32_weights=True)
     else:
-        engine.optimizer.load_state_dict([detached_copy(state["optimizer"])])
+        engine.optimizer.load_state_dict([snapshot(state["optimizer"])])
     if engine.lr_scheduler is not None and state["scheduler"] is not None:
-        engine.lr_scheduler.load_state_dict(detached_copy(state["scheduler"]))
+        engine.lr_scheduler.load_state_dict(snapshot(state["scheduler"]))

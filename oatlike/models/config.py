@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from oatlike.schema import check, check_choice
+from oatlike.schema import check, check_at_least, check_choice
 
 DTYPE_NAMES = ("float32", "bfloat16", "float16")
 
@@ -25,8 +25,8 @@ class WarmStartConfig:
     """Seed of the SFT run (initial weights, demonstration sampling)."""
 
     def __post_init__(self) -> None:
-        check(self.steps >= 0, "steps", f"must be >= 0, got {self.steps}")
-        check(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
+        check_at_least(self, 0, "steps")
+        check_at_least(self, 1, "batch_size")
         check(self.lr > 0, "lr", f"must be > 0, got {self.lr}")
 
 
@@ -48,7 +48,7 @@ class LoraConfig:
     """Module names that get adapters."""
 
     def __post_init__(self) -> None:
-        check(self.r >= 1, "r", f"must be >= 1, got {self.r}")
+        check_at_least(self, 1, "r")
         check(0.0 <= self.dropout < 1.0, "dropout", f"must be in [0, 1), got {self.dropout}")
         check(bool(self.target_modules), "target_modules", "must name at least one module")
 

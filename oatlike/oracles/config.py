@@ -9,7 +9,7 @@ from typing import Any
 from omegaconf import MISSING
 
 from oatlike.models.config import DTYPE_NAMES
-from oatlike.schema import Registry, check, check_choice
+from oatlike.schema import Registry, check, check_at_least, check_choice
 
 ORACLES = Registry("oracle")
 """The oracle kinds by name: their schema and a factory ``build(config, site) -> Oracle``."""
@@ -34,8 +34,7 @@ class OracleConfig:
     def __post_init__(self) -> None:
         check_choice(self.label_mode, ("sampled", "threshold"), "label_mode")
         check(self.max_queries is None or self.max_queries >= 1, "max_queries", "must be >= 1 or null")
-        check(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
-        check(self.concurrency >= 1, "concurrency", f"must be >= 1, got {self.concurrency}")
+        check_at_least(self, 1, "batch_size", "concurrency")
 
 
 @ORACLES.register("rule", "oatlike.oracles.rule:RuleOracle.build")
@@ -92,7 +91,7 @@ class RewardModelOracleConfig(ModelOracleConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         check(bool(self.model), "model", "oracle=reward_model needs oracle.model=<hub name or local folder>")
-        check(self.max_length >= 8, "max_length", f"must be >= 8, got {self.max_length}")
+        check_at_least(self, 8, "max_length")
 
 
 @ORACLES.register("pairrm", "oatlike.oracles.pairrm:PairRMOracle.build")
@@ -134,8 +133,7 @@ class HttpOracleConfig(OracleConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         check(self.timeout_seconds > 0, "timeout_seconds", f"must be > 0, got {self.timeout_seconds}")
-        check(self.max_retries >= 0, "max_retries", f"must be >= 0, got {self.max_retries}")
-        check(self.backoff_seconds >= 0, "backoff_seconds", f"must be >= 0, got {self.backoff_seconds}")
+        check_at_least(self, 0, "max_retries", "backoff_seconds")
 
 
 @ORACLES.register("remote", "oatlike.oracles.remote:RemoteOracle.build")
@@ -202,8 +200,8 @@ class JudgeOracleConfig(HttpOracleConfig):
             f"must start with http:// or https://, got {self.base_url!r}",
         )
         check(bool(self.api_key_env), "api_key_env", "must name an environment variable (e.g. OPENAI_API_KEY)")
-        check(self.max_tokens >= 1, "max_tokens", f"must be >= 1, got {self.max_tokens}")
-        check(self.malformed_retries >= 0, "malformed_retries", f"must be >= 0, got {self.malformed_retries}")
+        check_at_least(self, 1, "max_tokens")
+        check_at_least(self, 0, "malformed_retries")
         for key in ("prompt_cost_per_million", "completion_cost_per_million", "sampling_temperature"):
             check(getattr(self, key) >= 0, key, f"must be >= 0, got {getattr(self, key)}")
 
@@ -231,8 +229,7 @@ class ServeConfig:
 
     def __post_init__(self) -> None:
         check(1 <= self.port <= 65535, "port", f"must be in 1..65535, got {self.port}")
-        check(self.replicas >= 1, "replicas", f"must be >= 1, got {self.replicas}")
-        check(self.cpus_per_replica >= 0, "cpus_per_replica", f"must be >= 0, got {self.cpus_per_replica}")
-        check(self.gpus_per_replica >= 0, "gpus_per_replica", f"must be >= 0, got {self.gpus_per_replica}")
-        check(self.max_batch_requests >= 1, "max_batch_requests", f"must be >= 1, got {self.max_batch_requests}")
-        check(self.batch_wait_seconds >= 0, "batch_wait_seconds", f"must be >= 0, got {self.batch_wait_seconds}")
+        check_at_least(self, 1, "replicas")
+        check_at_least(self, 0, "cpus_per_replica", "gpus_per_replica")
+        check_at_least(self, 1, "max_batch_requests")
+        check_at_least(self, 0, "batch_wait_seconds")

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from omegaconf import MISSING
 
-from oatlike.schema import Registry, check, check_choice
+from oatlike.schema import Registry, check_at_least, check_choice
 
 RUNNERS = Registry("runner")
 """The runners by name: their schema and a factory of the loop's roles."""
@@ -25,7 +25,7 @@ class RunnerConfig:
 
     def __post_init__(self) -> None:
         check_choice(self.mode, ("sync", "async"), "mode")
-        check(self.max_staleness >= 0, "max_staleness", f"must be >= 0, got {self.max_staleness}")
+        check_at_least(self, 0, "max_staleness")
 
 
 @RUNNERS.register("local", "oatlike.runners.local:local_roles")

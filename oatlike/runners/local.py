@@ -37,6 +37,10 @@ class LocalActorPool(ActorPool):
     def policy_version(self) -> int:
         return self.actor.policy_version
 
+    @property
+    def reference_version(self) -> int:
+        return self.actor.reference_version
+
     def state_dict(self) -> dict[str, Any]:
         return {"actors": [self.actor.state_dict()]}
 
@@ -57,6 +61,10 @@ class LocalLearnerGroup(LearnerGroup):
     @property
     def version(self) -> int:
         return self.learner.version
+
+    @property
+    def reference_version(self) -> int:
+        return self.learner.reference_version
 
     def refresh_reference(self) -> None:
         self.learner.refresh_reference()

@@ -143,12 +143,15 @@ class RayActorPool(ActorPool):
     def policy_version(self) -> int:
         return self.versions["policy"]
 
+    @property
+    def reference_version(self) -> int:
+        return self.versions["reference"]
+
     def state_dict(self) -> dict[str, Any]:
-        return {"actors": _get([worker.state_dict.remote() for worker in self.workers]), "versions": self.versions}
+        return {"actors": _get([worker.state_dict.remote() for worker in self.workers])}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         _get([w.load_state_dict.remote(s) for w, s in zip(self.workers, state["actors"], strict=True)])
-        self.versions = dict(state["versions"])
 
     def close(self) -> None:
         _kill(self.workers)
@@ -174,7 +177,7 @@ class RayLearnerGroup(LearnerGroup):
         ]
         host, port = _get(self.ranks[0].rendezvous_address.remote())
         self.spec = self.all("setup", host, port)[0]
-        self._version = 0
+        self._version = self._reference_version = 0
 
     def all(self, method: str, *args: Any) -> list[Any]:
         """Call ``method`` on every rank at once (collective under ZeRO-3) and wait for all."""
@@ -193,8 +196,13 @@ class RayLearnerGroup(LearnerGroup):
     def version(self) -> int:
         return self._version
 
+    @property
+    def reference_version(self) -> int:
+        return self._reference_version
+
     def refresh_reference(self) -> None:
         self.all("refresh_reference")
+        self._reference_version = self._version
 
     def evaluate(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         result = self.all("evaluate")[0]
@@ -205,11 +213,11 @@ class RayLearnerGroup(LearnerGroup):
         self.all("save", folder)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"ranks": self.all("state_dict"), "version": self._version}
+        return {"ranks": self.all("state_dict"), "version": self._version, "reference_version": self._reference_version}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         _get([rank.load_state_dict.remote(s) for rank, s in zip(self.ranks, state["ranks"], strict=True)])
-        self._version = state["version"]
+        self._version, self._reference_version = state["version"], state["reference_version"]
 
     def close(self) -> None:
         _kill(self.ranks)
@@ -253,10 +261,10 @@ class RayWeightSync(WeightSync):
 
     def push(self, weights: Weights) -> dict[str, Any]:
         start = time.perf_counter()
-        if weights == "reference":  # just refreshed: π_ref's newest version is the learner's
-            self._push_reference(self.learner.version)
+        if weights == "reference":
+            self._push_reference(self.learner.reference_version)
             return {
-                "misc/reference_version": self.learner.version,
+                "misc/reference_version": self.learner.reference_version,
                 "misc/reference_sync_seconds": time.perf_counter() - start,
             }
         stats = self._broadcast("policy", self.learner.version)

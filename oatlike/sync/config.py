@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from oatlike.schema import check
+from oatlike.schema import check, check_at_least
 
 
 @dataclass
@@ -21,7 +21,6 @@ class WeightSyncConfig:
     """Largest allowed |learner − actor| summed log-prob on the probe; more is an error (raise it for bf16)."""
 
     def __post_init__(self) -> None:
-        check(self.bucket_mb >= 1, "bucket_mb", f"must be >= 1, got {self.bucket_mb}")
-        check(self.timeout_seconds >= 1, "timeout_seconds", f"must be >= 1, got {self.timeout_seconds}")
-        check(self.probe_prompts >= 0, "probe_prompts", f"must be >= 0, got {self.probe_prompts}")
+        check_at_least(self, 1, "bucket_mb", "timeout_seconds")
+        check_at_least(self, 0, "probe_prompts")
         check(self.probe_tolerance > 0, "probe_tolerance", f"must be > 0, got {self.probe_tolerance}")

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from omegaconf import MISSING
 
-from oatlike.schema import Registry, check, check_probability
+from oatlike.schema import Registry, check, check_at_least, check_probability
 
 TASKS = Registry("task")
 """The built-in tasks by name: their schema and their :class:`~oatlike.tasks.base.Task` class."""
@@ -24,7 +24,7 @@ class TaskConfig:
     """Number of held-out evaluation prompts."""
 
     def __post_init__(self) -> None:
-        check(self.num_eval >= 1, "num_eval", f"must be >= 1, got {self.num_eval}")
+        check_at_least(self, 1, "num_eval")
 
 
 @TASKS.register("arithmetic", "oatlike.tasks.arithmetic:ArithmeticTask")
@@ -67,9 +67,9 @@ class SortingTaskConfig(TaskConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check(self.min_length >= 2, "min_length", f"must be >= 2, got {self.min_length}")
+        check_at_least(self, 2, "min_length")
         check(self.max_length >= self.min_length, "max_length", "must be >= task.min_length")
-        check(self.max_value >= 1, "max_value", f"must be >= 1, got {self.max_value}")
+        check_at_least(self, 1, "max_value")
         check(self.num_prompts > self.num_eval, "num_prompts", "must exceed task.num_eval")
         check_probability(self, "p_string_order", "p_slip")
 
