@@ -2,7 +2,9 @@
 # Each creates the virtual environment .venv first when it is missing or out of date.
 #
 #   make demo ARGS="algo=simpo task=sorting"   any oatlike overrides
-#   make test PYTEST_ARGS="-k losses"          any pytest arguments
+#   make test PYTEST_ARGS="-k losses"          any pytest arguments (TEST_WORKERS=1: one process)
+#   make test-fast                             the fast tier: math, configs, one end-to-end run (no Ray, no
+#                                              subprocesses, no learning tests)
 #   make lint                                  ruff + mypy
 #   make bench                                 the local-loop throughput benchmark
 #
@@ -21,6 +23,8 @@ CONSTRAINTS ?= $(if $(WITH_VLLM),constraints/cpu-vllm.txt,constraints/cpu.txt)
 TORCH_INDEX ?=
 ARGS ?=
 PYTEST_ARGS ?=
+# pytest-xdist workers (one module at a time each, the longest first: tests/conftest.py)
+TEST_WORKERS ?= 2
 
 BIN := $(VENV)/bin
 PIP_INDEX := $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX),)
@@ -29,7 +33,7 @@ STAMP := $(VENV)/.installed-$(EXTRAS)
 export DS_ACCELERATOR ?= cpu
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: demo test lint format bench docs venv clean
+.PHONY: demo test test-fast lint format bench docs venv clean
 
 venv: $(STAMP)
 
@@ -46,7 +50,10 @@ demo: $(STAMP)
 	$(BIN)/oatlike $(ARGS)
 
 test: $(STAMP)
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadscope -m "not slow" $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check oatlike tests benchmarks

@@ -1,7 +1,9 @@
-"""Shared test setup: an offline, quiet environment and a per-checkout cache of built models.
+"""Shared test setup: an offline, quiet environment, a per-checkout cache of built models, and the order
+in which ``pytest -n N`` (pytest-xdist, ``--dist loadscope``) hands modules to its workers.
 
-The warm-started tiny policy (about 40 s to build) is cached under ``.oatlike-cache/tests`` in the checkout
-(or ``$OATLIKE_TEST_CACHE``); a clean clone builds it once, in the first test that needs it.
+The warm-started tiny policies and the trained reward model (minutes to build) are cached under
+``.oatlike-cache/tests`` in the checkout (or ``$OATLIKE_TEST_CACHE``); a clean clone builds them once, in
+the first test that needs them (builds are serialised by file locks, so workers never build twice).
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ for key, value in {
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+# the tiny models gain little from a second thread: with N test workers, each gets its share of the cores
+WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+torch.set_num_threads(max(1, min(2, (os.cpu_count() or 1) // WORKERS)))
 
 from transformers.utils import logging as hf_logging  # noqa: E402
 
@@ -58,3 +62,20 @@ def warm_policy(cache_dir: Path) -> Path:
     from oatlike.warmstart import ensure_policy_folder
 
     return ensure_policy_folder(ModelConfig(), ArithmeticTaskConfig(), ArithmeticTask(), cache_dir, progress=False)
+
+
+FIRST = (
+    "oracles/test_oracles_in_the_loop.py",  # trains a reward model on a sorting warm start (minutes, once)
+    "learning/test_learning.py",
+    "learning/test_learning_explorers.py",
+    "runners/test_matrix.py",
+)
+"""The longest modules, started first so that workers finish together (the rest keep collection order)."""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        path = item.path.as_posix()
+        return next((i for i, suffix in enumerate(FIRST) if path.endswith(suffix)), len(FIRST))
+
+    items.sort(key=rank)  # stable: the order within a module and among the rest is kept

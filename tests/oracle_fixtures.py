@@ -300,6 +300,7 @@ def train_reward_model(
     seed: int = 0,
     max_new_tokens: int = 8,
     hard_negatives: int = 0,
+    max_prompts: int | None = None,
 ) -> Path:
     """A reward model for ``task``: the policy's backbone with a scalar head, trained on the policy's own samples.
 
@@ -307,12 +308,13 @@ def train_reward_model(
     training prompt, ``hard_negatives`` answers from :func:`ordered_wrong_content` (sorting only: what a
     policy optimising a reward model trained on its samples alone learns to write), and the best response,
     labelled by the task's utility; the loss is Bradley–Terry on every pair of distinct utilities within a
-    prompt (prompts whose candidates all tie are dropped).
+    prompt (prompts whose candidates all tie are dropped). ``max_prompts`` keeps the first training prompts
+    only (the sampling is most of the build's time).
     """
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     rng, negatives_rng = random.Random(seed), random.Random(seed)
-    prompts = [item.text for item in task.split("train")]
+    prompts = [item.text for item in task.split("train")][:max_prompts]
     data = []
     for prompt, sampled in zip(
         prompts, policy_samples(policy, prompts, samples_per_prompt, seed, max_new_tokens), strict=True

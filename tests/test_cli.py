@@ -27,6 +27,7 @@ def test_cli_runs_an_experiment_end_to_end(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_python_dash_m_and_default_run_folder(tmp_path):
     result = oatlike("steps=1", "eval.every=0", "algo=simpo", cwd=tmp_path, module=True)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -34,6 +35,7 @@ def test_python_dash_m_and_default_run_folder(tmp_path):
     assert len(runs) == 1 and (runs[0] / "summary.json").exists()
 
 
+@pytest.mark.slow
 def test_multirun_sweep(tmp_path):
     result = oatlike("-m", "steps=1", "eval.every=0", "seed=0,1", "hydra.sweep.dir=sweep", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -45,6 +47,7 @@ def test_multirun_sweep(tmp_path):
     assert seeds == [0, 1]
 
 
+@pytest.mark.slow
 def test_wandb_offline_logs_the_run(tmp_path):
     result = oatlike(
         "steps=2", "eval.every=0", "run_dir=run", "tracking.wandb.mode=offline", cwd=tmp_path, drop_env=("WANDB_MODE",)
@@ -54,6 +57,7 @@ def test_wandb_offline_logs_the_run(tmp_path):
     assert len(offline_runs) == 1 and list(offline_runs[0].glob("*.wandb"))
 
 
+@pytest.mark.slow
 def test_help_lists_groups_and_keys(tmp_path):
     result = oatlike("--help", cwd=tmp_path)
     assert result.returncode == 0
@@ -61,6 +65,7 @@ def test_help_lists_groups_and_keys(tmp_path):
     assert "sync_every = 1" in result.stdout and "learner.zero_stage = 0" in result.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "status", "message"),
     [
@@ -83,6 +88,7 @@ def test_bad_input_is_one_line_on_stderr(tmp_path, args, status, message):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_same_seed_same_run_across_processes(tmp_path):
     """Every random stream derives from the seed through a stable hash: two processes agree exactly."""
     losses = []

@@ -143,11 +143,6 @@ def model_rollout_pair(member_rewards: np.ndarray, rng: np.random.Generator) -> 
     return (a, b) if margins[a, b] > 0 else (b, a)
 
 
-def best_of_n(rewards: np.ndarray) -> np.ndarray:
-    """``[M]`` the candidate of highest ensemble-mean reward."""
-    return rewards.mean(axis=0).argmax(axis=-1)
-
-
 class SEAActor(ActorExplorer):
     """Thompson sampling over an epistemic reward model, with optional model-generated pairs."""
 

@@ -1,6 +1,6 @@
 """Direct-alignment (DAP) losses as pure functions of per-sequence log-probs and lengths.
 
-Notation (ALGORITHMS.md §0): ``pc, pr`` policy summed log-probs of the chosen / rejected response,
+Notation (docs/algorithms.md §0): ``pc, pr`` policy summed log-probs of the chosen / rejected response,
 ``rc, rr`` the same under the frozen reference, ``Lc, Lr`` response lengths in tokens, and the
 implicit-reward margin ``Δ = (pc − pr) − (rc − rr)``. Every function returns the **per-pair** loss
 ``[B]``; the learner reduces it (mean over pairs, masked pairs counted in the denominator, as oat does).

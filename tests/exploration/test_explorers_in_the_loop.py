@@ -200,6 +200,7 @@ def test_lora_ensemble_members_step_like_separate_learners(tiny_untrained):
     assert merged.keys() == load_causal_lm(str(tiny_untrained)).state_dict().keys()
 
 
+@pytest.mark.slow
 def test_every_algorithm_preset_runs_through_the_cli(tmp_path):
     algos = ["copo", "selm", "xpo", "bpo", "sea", "apl"]
     result = oatlike(

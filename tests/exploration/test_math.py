@@ -14,7 +14,6 @@ from oatlike.exploration.copo import PseudoCounter, cfn_loss, copo_bonus, count_
 from oatlike.exploration.sea import (
     EnsembleRewardModel,
     baits_pairs,
-    best_of_n,
     eets_pairs,
     enn_loss,
     model_rollout_pair,
@@ -219,11 +218,6 @@ def test_uncertainty_pairs():
 @pytest.mark.parametrize(("member", "pair"), [(0, (1, 0)), (1, (0, 3)), (2, (1, 3))])
 def test_model_rollout_pairs(member, pair):
     assert model_rollout_pair(R[member, 0], np.random.default_rng(0)) == pair
-
-
-def test_best_of_n_uses_the_ensemble_mean():
-    np.testing.assert_allclose(R.mean(axis=0)[0], [0.366667, 0.733333, 0.266667, -0.266667], atol=1e-6)
-    assert best_of_n(R).tolist() == [1]
 
 
 # ------------------------------------------------------------------------------------------------- APL §4.1

@@ -1,4 +1,4 @@
-"""DAP losses against the hand-computed test vectors of ALGORITHMS.md §1.7, and their gradients."""
+"""DAP losses against the hand-computed test vectors of docs/algorithms.md §1.7, and their gradients."""
 
 from __future__ import annotations
 

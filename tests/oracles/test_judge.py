@@ -230,6 +230,7 @@ def test_judge_in_the_online_loop_for_training_and_evaluation(tmp_path):
     assert evaluation["eval/oracle_queries"] == 2 * 16 and "eval/oracle_requests" not in evaluation
 
 
+@pytest.mark.slow
 def test_the_secret_never_reaches_logs_configs_or_wandb(tmp_path):
     """The CLI with the judge, W&B offline, a run that ends on an error: no file and no output holds the key."""
     with ScriptedChatServer(utility_judge(TASK)) as server:
@@ -307,6 +308,7 @@ def vllm_server(tmp_path_factory, tiny_untrained):
         stop_process_group(process)
 
 
+@pytest.mark.slow
 def test_judge_protocol_against_vllm_serve(vllm_server, tmp_path, tiny_untrained):
     """The real OpenAI protocol path: model list, chat completions, usage; a tiny random model as the judge."""
     from transformers import AutoTokenizer
@@ -329,6 +331,7 @@ def test_judge_protocol_against_vllm_serve(vllm_server, tmp_path, tiny_untrained
     assert rambling.metrics()["requests"] >= 6
 
 
+@pytest.mark.slow
 def test_vllm_judge_in_the_online_loop(vllm_server, tmp_path, tiny_untrained):
     from transformers import AutoTokenizer
 
