@@ -28,7 +28,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import numpy as np
 
 from oatlike.config import compose
-from oatlike.loop import run
+from oatlike.experiment import run
 
 VARIANTS = {
     "dpo": ["algo=dpo"],

@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from oatlike.config import compose
-from oatlike.loop import run
+from oatlike.experiment import run
 
 VARIANTS = {
     "dpo": ["algo=dpo"],

@@ -40,7 +40,7 @@ import torch
 
 from oatlike.builder import Builder
 from oatlike.config import Config, compose
-from oatlike.loop import run
+from oatlike.experiment import run
 
 
 def make_config(args: argparse.Namespace, run_dir: Path, *overrides: str) -> Config:

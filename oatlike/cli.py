@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from oatlike.config import compose_dict, expand_shorthands, load_config, register_configs
-from oatlike.errors import ConfigError, OatlikeError
+from oatlike.errors import ConfigError, OatlikeError, RunStopped
 from oatlike.help import config_keys, group_options, help_text, markdown_help
 
 register_configs()
@@ -60,12 +60,22 @@ def _quiet_libraries() -> None:
 def _run_job(cfg: DictConfig) -> Any:
     from hydra.core.hydra_config import HydraConfig
 
-    from oatlike.loop import run
+    from oatlike import resume
+    from oatlike.experiment import run
 
     config = load_config(cfg)
-    run_dir = Path(config.run_dir or HydraConfig.get().runtime.output_dir)
+    hydra = HydraConfig.get()
+    run_dir = Path(config.run_dir or hydra.runtime.output_dir)
     try:
+        found = resume.locate(config, run_dir) if config.resume is not None else None
+        if found is not None:  # continue that run, with the checkpoint's config and the resumable overrides
+            run_dir, folder = found
+            config = resume.resumed_config(folder, list(hydra.overrides.task))
+            return run(config, run_dir, folder)
         return run(config, run_dir)
+    except RunStopped as stopped:
+        print(f"oatlike: {stopped}", file=sys.stderr)
+        raise SystemExit(stopped.exit_code) from None
     except OatlikeError as error:
         print(f"oatlike: error: {error}", file=sys.stderr)
         raise SystemExit(1) from None

@@ -64,6 +64,10 @@ class Config:
     """cpu, cuda, or auto (cuda when available)."""
     run_dir: str | None = None
     """Run folder (metrics, config, eval generations, checkpoints); default: Hydra's output folder."""
+    resume: str | None = None
+    """Continue a run from its newest full-state checkpoint: its folder, or auto (the run in run_dir if it has
+    one, else the newest run of this config under runs/; none: a new run). Only keys that cannot change what
+    was computed so far may be overridden (steps, eval.*, tracking.*, learner.checkpoint_every, ...)."""
     cache_dir: str | None = None
     """Cache of warm-start models (default: $OATLIKE_CACHE_DIR or ~/.cache/oatlike)."""
     task: TaskConfig = MISSING
@@ -171,13 +175,22 @@ class Config:
         return self.learner.buffer_size or self.actor.prompts_per_step
 
 
+def _run_dir_of(run_dir: str | None, resume: str | None, default: str) -> str:
+    if run_dir is not None:
+        return run_dir
+    return resume if resume not in (None, "auto") else default
+
+
 def register_configs() -> None:
     """Put the root schema and every registered option in Hydra's config store (idempotent)."""
     from hydra.core.config_store import ConfigStore
 
-    if not OmegaConf.has_resolver("oatlike_or"):
-        # ${oatlike_or:a,b}: a unless it is null (oc.select returns null values as they are)
-        OmegaConf.register_new_resolver("oatlike_or", lambda value, default: default if value is None else value)
+    if not OmegaConf.has_resolver("oatlike_run_dir"):
+        # the run's folder: run_dir, else the run a path-valued resume names, else the default
+        OmegaConf.register_new_resolver("oatlike_run_dir", _run_dir_of)
+        OmegaConf.register_new_resolver(
+            "oatlike_hydra_subdir", lambda resume: ".hydra" if resume is None else ".hydra-resume"
+        )
     store = ConfigStore.instance()
     store.store(name="oatlike_schema", node=Config)
     for group, registry in REGISTRIES.items():

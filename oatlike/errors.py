@@ -33,5 +33,14 @@ class NonFiniteLossError(OatlikeError):
     """The training loss became NaN or infinite; the run stops and keeps what it saved."""
 
 
+class RunStopped(OatlikeError):
+    """The run stopped on a signal after saving a full-state checkpoint; ``exit_code`` tells a scheduler why
+    (75, EX_TEMPFAIL: preempted by SIGTERM, resume it; 130: Ctrl-C)."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
 class OracleError(OatlikeError):
     """The preference oracle could not answer (unreachable server, malformed reply after retries)."""

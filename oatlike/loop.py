@@ -4,29 +4,39 @@ It drives the three roles of :mod:`oatlike.roles` and knows nothing of where the
 :class:`Loop` keeps the run's books: it counts oracle queries from the batches that arrive (a query spent
 by an actor that died before returning its batch is re-requested, not counted twice), so
 ``oracle/queries`` always equals the number of distinct pairs trained on; it never lets a step start that
-could overrun ``oracle.max_queries``; and whatever stops the run (the last step, the budget, Ctrl-C, a
-non-finite loss, an oracle that stopped answering, a dead worker) it keeps what was collected: metrics,
-evaluations, the policy (``checkpoints/last``) and ``summary.json``.
+could overrun ``oracle.max_queries``; it writes full-state checkpoints (:mod:`oatlike.checkpoint`) every
+``learner.checkpoint_every`` steps, at the end, and when it is stopped; and whatever stops the run (the last
+step, the budget, SIGTERM, Ctrl-C, a non-finite loss, an oracle that stopped answering, a dead worker) it
+keeps what was collected: metrics, evaluations, the policy (``checkpoints/last``) and ``summary.json``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import signal
+from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from oatlike.builder import Builder
-from oatlike.config import Config, save_resolved_config
+from oatlike import checkpoint
+from oatlike.config import Config
 from oatlike.data.prompts import PromptStream
-from oatlike.errors import NonFiniteLossError, OatlikeError, OracleError
+from oatlike.errors import NonFiniteLossError, OatlikeError, OracleError, RunStopped
 from oatlike.eval.evaluator import save_generations
 from oatlike.roles import Roles
-from oatlike.runners.config import RUNNERS
 from oatlike.tracking.tracker import Tracker, summary_table
 from oatlike.types import PreferenceBatch, Prompt
 
 log = logging.getLogger(__name__)
+
+
+class Ready(NamedTuple):
+    """A collection that has already arrived (restored from a checkpoint, or drained to write one)."""
+
+    batch: PreferenceBatch
+    metrics: dict[str, Any]
 
 
 class Loop:
@@ -40,31 +50,37 @@ class Loop:
         tracker: Tracker,
         run_dir: Path,
         data_metrics: dict[str, Any] | None = None,
+        config_dict: dict[str, Any] | None = None,
     ) -> None:
         self.config, self.roles, self.prompts, self.tracker, self.run_dir = config, roles, prompts, tracker, run_dir
-        self.data_metrics = data_metrics or {}
+        self.data_metrics, self.config_dict = data_metrics or {}, config_dict or {}
         self.queries = self.pairs_trained = self.last_step = 0
         self.sync_seconds = 0.0
         self.stop_reason = "completed"
         self.evaluations: dict[int, dict[str, Any]] = {}
         self.batch: PreferenceBatch | None = None  # the one being learnt (dumped if its loss blows up)
+        self.pending: Ready | None = None  # a collection restored from a checkpoint, trained first
+        self.draws: deque[dict[str, Any]] = deque()  # the prompt stream before each collection not learnt yet
+        self.stop_requested: str | None = None  # "preempted" (SIGTERM) or "interrupted" (Ctrl-C)
+        self.collection_failed = False
 
     def train(self) -> int:
         """The steps after :attr:`last_step` (0, or a restored state's); returns the last one taken."""
-        actors, learner, sync, explore = self.roles.actors, self.roles.learner, self.roles.sync, self.config.explore
+        learner, sync, explore = self.roles.learner, self.roles.sync, self.config.explore
         if self.last_step == 0:
             self.evaluate(0)
-        pending = None
+        pending: Any = self.pending
         for step in range(self.last_step + 1, self.config.steps + 1):
             if pending is None:
                 if self.budget_spent(in_flight=0):
                     self.stop_reason = "oracle.max_queries reached"
                     return step - 1
-                pending = actors.submit(self.next_prompts())
-            self.batch, metrics = actors.collect(pending)  # actors: generate K → select → query → label
-            pending = actors.submit(self.next_prompts()) if self.may_prefetch(step) else None  # async: t+1 now
+                pending = self.submit()
+            self.batch, metrics = self.collect(pending)  # actors: generate K → select → query → label
+            pending = self.submit() if self.may_prefetch(step) else None  # async: collect step t+1 now
             metrics.update(self.count(self.batch, metrics))
             metrics.update(learner.learn(self.batch))  # learner: buffer → DAP loss (+ bonus) → optimizer step
+            self.draws.popleft()
             synced = self.config.sync_every > 0 and step % self.config.sync_every == 0
             if synced:  # behaviour policy ← learner (0: never, the offline baseline)
                 metrics.update(sync.push("policy"))
@@ -74,14 +90,32 @@ class Loop:
             self.log(step, metrics)
             if step == self.config.steps or (self.config.eval.every and step % self.config.eval.every == 0):
                 self.evaluate(step)
-            if self.config.learner.checkpoint_every and step % self.config.learner.checkpoint_every == 0:
-                learner.save(str(self.run_dir / "checkpoints" / f"step_{step:06d}"))
+            every = self.config.learner.checkpoint_every
+            if self.stop_requested or (every and step % every == 0):  # full state: periodic, SIGTERM, Ctrl-C
+                pending = self.save_state(step, pending)
+                if self.stop_requested:
+                    return step
         return self.config.steps
 
     # ------------------------------------------------------------------------------------------ the books
 
     def next_prompts(self) -> list[Prompt]:
         return self.prompts.next(self.config.explore.prompt_pool_size(self.config.actor.prompts_per_step))
+
+    def submit(self) -> Any:
+        """Draw the next prompts and start collecting them (the stream before the draw is kept until the
+        batch is learnt, so a run that stops on a failed collection loses no prompt)."""
+        self.draws.append(self.prompts.state_dict())
+        return self.roles.actors.submit(self.next_prompts())
+
+    def collect(self, pending: Any) -> tuple[PreferenceBatch, dict[str, Any]]:
+        if isinstance(pending, Ready):
+            return pending.batch, pending.metrics
+        try:
+            return self.roles.actors.collect(pending)
+        except OatlikeError:
+            self.collection_failed = True
+            raise
 
     def may_prefetch(self, step: int) -> bool:
         """Async mode: start collecting step ``step + 1`` now, when the batch will be at most
@@ -127,20 +161,57 @@ class Loop:
         self.tracker.log(step, metrics)
         self.evaluations[step] = metrics
 
+    def save_state(self, step: int, pending: Any = None) -> Ready | None:
+        """A full-state checkpoint after ``step``; a collection in flight (async) is drained into it and
+        returned, to be trained on next as if nothing had happened."""
+        if pending is not None and not isinstance(pending, Ready):
+            pending = Ready(*self.roles.actors.collect(pending))
+        state = {"loop": self.state_dict(pending), "tracker": self.tracker.state_dict(step)}
+        folder = checkpoint.save(self.run_dir, step, state, self.config_dict, self.config.learner.keep_checkpoints)
+        log.info("full-state checkpoint of step %d: %s", step, folder)
+        return pending
+
     # ----------------------------------------------------------------------------------- start and stop
 
     def run(self) -> dict[str, Any]:
-        """Train, then evaluate, save and summarise; returns the summary (also in ``summary.json``)."""
+        """Train, then evaluate, save and summarise; returns the summary (also in ``summary.json``).
+
+        SIGTERM and a first Ctrl-C stop the run after the step in progress, with a full-state checkpoint
+        (:class:`~oatlike.errors.RunStopped`, exit code 75 or 130); a second Ctrl-C stops at once.
+        """
+        handlers = self._catch_signals()
         try:
-            self.tracker.log(0, self.data_metrics)
+            if self.last_step == 0:
+                self.tracker.log(0, self.data_metrics)
             step = self._train_keeping_what_was_collected()
+            if self.stop_requested:
+                self._stop(self.stop_requested)
+                code = 75 if self.stop_requested == "preempted" else 130
+                raise RunStopped(f"{self.stop_requested} after step {step}: continue with resume={self.run_dir}", code)
             if step not in self.evaluations:
                 self.evaluate(step)
-            checkpoint = self.run_dir / "checkpoints" / "final"
-            self.roles.learner.save(str(checkpoint))
-            return self._summarise(step, checkpoint)
+            self.save_state(step)  # resume=RUN_DIR steps=... goes on from the end
+            final = self.run_dir / "checkpoints" / "final"
+            self.roles.learner.save(str(final))
+            return self._summarise(step, final)
         finally:
+            for number, handler in handlers.items():
+                signal.signal(number, handler)
             self.roles.close()
+
+    def _catch_signals(self) -> dict[int, Any]:
+        """SIGTERM and SIGINT request a stop at the next step boundary; a second one stops at once."""
+
+        def request_stop(number: int, frame: Any) -> None:
+            if self.stop_requested:
+                raise KeyboardInterrupt
+            self.stop_requested = "preempted" if number == signal.SIGTERM else "interrupted"
+            self.tracker.message(f"{self.stop_requested}: saving a full-state checkpoint after this step")
+
+        try:
+            return {number: signal.signal(number, request_stop) for number in (signal.SIGTERM, signal.SIGINT)}
+        except ValueError:  # not the main thread: signals stay as they are
+            return {}
 
     def _train_keeping_what_was_collected(self) -> int:
         try:
@@ -162,23 +233,54 @@ class Loop:
             failure = cause if isinstance(cause, OatlikeError) else raised
             step, reason = self.last_step + 1, "oracle failed" if isinstance(failure, OracleError) else "error"
             self.tracker.message(f"stopping at step {step} ({reason}): saving what was collected")
+            self._save_state_before_failed_collection()
             self._stop(reason)
+            latest = checkpoint.latest(self.run_dir)
+            then = (
+                f"; continue from its full-state checkpoint {latest.name} with resume={self.run_dir}" if latest else ""
+            )
             failure.args = (
                 f"{failure}; the run stopped at step {step}, its metrics and policy (checkpoints/last) are in "
-                f"{self.run_dir}",
+                f"{self.run_dir}{then}",
             )
             raise failure from None
 
+    def _save_state_before_failed_collection(self) -> bool:
+        """After a collection failed (the learner untouched since the last step), the state as of that step,
+        the prompts of the failed collections put back; the actors' random streams have moved on."""
+        if not self.collection_failed:
+            return False
+        if self.draws:
+            self.prompts.load_state_dict(self.draws[0])
+            self.draws.clear()
+        try:
+            self.save_state(self.last_step)
+        except Exception as error:  # a dead worker cannot give its state: the metrics are kept anyway
+            log.error("could not save a full-state checkpoint: %s", error)
+            return False
+        return True
+
     def _stop(self, reason: str) -> None:
-        """Keep what was collected: the policy as it is and the metrics so far."""
+        """Keep what was collected: the policy as it is, the metrics so far and a summary with the reason."""
         self.stop_reason = reason
         try:
             self.roles.learner.save(str(self.run_dir / "checkpoints" / "last"))
         except Exception as error:  # the policy may be unreachable (a dead learner): keep the metrics anyway
             log.error("could not save the policy: %s", error)
-        self.tracker.close()
+        latest = checkpoint.latest(self.run_dir)
+        summary = {
+            "stop_reason": reason,
+            "steps": self.last_step,
+            "oracle_queries": self.queries,
+            "pairs_trained": self.pairs_trained,
+            "seconds": round(self.tracker.elapsed(), 1),
+            "checkpoint": str(self.run_dir / "checkpoints" / "last"),
+            "full_state_checkpoint": None if latest is None else str(latest),
+            "run_dir": str(self.run_dir),
+        }
+        self.tracker.finish(summary)
 
-    def _summarise(self, step: int, checkpoint: Path) -> dict[str, Any]:
+    def _summarise(self, step: int, final: Path) -> dict[str, Any]:
         first, last = self.evaluations[min(self.evaluations)], self.evaluations[step]
         elapsed = self.tracker.elapsed()
         summary = {
@@ -189,7 +291,8 @@ class Loop:
             "seconds": round(elapsed, 1),
             "steps_per_second": round(step / max(elapsed, 1e-9), 3),
             "sync_seconds": round(self.sync_seconds, 3),
-            "checkpoint": str(checkpoint),
+            "checkpoint": str(final),
+            "full_state_checkpoint": str(checkpoint.latest(self.run_dir)),
             "run_dir": str(self.run_dir),
             **self.roles.summary(),
             **{f"initial/{k}": v for k, v in first.items() if k.startswith("eval/")},
@@ -200,31 +303,39 @@ class Loop:
         self.tracker.finish(summary, summary_table(first, last, totals))
         return summary
 
-    def state_dict(self) -> dict[str, Any]:
-        """The books (step, counters, prompt stream position) and every role's state, between two steps.
+    # ------------------------------------------------------------------------------------------------ state
+
+    def state_dict(self, pending: Ready | None = None) -> dict[str, Any]:
+        """The books (step, counters, evaluations, prompt stream, a drained collection) and every role's state,
+        between two steps.
 
         The actors' weights are not in it, only their versions: a restored run gives the actors the learner's
         policy (and π_ref) again, which is exact when they held the learner's current weights (a step that
         synced: every step at ``sync_every=1``) or the initial ones.
         """
+        actors = self.roles.actors
         return {
             "last_step": self.last_step,
-            "actor_versions": {
-                "policy": self.roles.actors.policy_version,
-                "reference": self.roles.actors.reference_version,
-            },
+            "actor_versions": {"policy": actors.policy_version, "reference": actors.reference_version},
             "queries": self.queries,
             "pairs_trained": self.pairs_trained,
             "sync_seconds": self.sync_seconds,
+            "evaluations": {str(step): metrics for step, metrics in self.evaluations.items()},
             "prompts": self.prompts.state_dict(),
-            "actors": self.roles.actors.state_dict(),
+            "draws": list(self.draws),
+            "pending": None if pending is None else {"batch": dataclasses.asdict(pending.batch), "metrics": pending[1]},
+            "actors": actors.state_dict(),
             "learner": self.roles.learner.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.last_step, self.queries, self.pairs_trained = state["last_step"], state["queries"], state["pairs_trained"]
         self.sync_seconds = state["sync_seconds"]
+        self.evaluations = {int(step): metrics for step, metrics in state["evaluations"].items()}
         self.prompts.load_state_dict(state["prompts"])
+        self.draws = deque(state["draws"])
+        pending = state["pending"]
+        self.pending = None if pending is None else Ready(PreferenceBatch(**pending["batch"]), pending["metrics"])
         self.roles.actors.load_state_dict(state["actors"])
         self.roles.learner.load_state_dict(state["learner"])
         held = state["actor_versions"]
@@ -238,29 +349,3 @@ class Loop:
             self.roles.sync.push("policy")
         if held["reference"]:
             self.roles.sync.push("reference")
-
-
-def build_loop(config: Config, run_dir: Path) -> Loop:
-    """The run of ``config`` ready to start: its roles built by its runner, its folder and tracker open."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    builder = Builder(config, progress=config.tracking.progress)
-    train_prompts, eval_prompts = builder.prompt_sets
-    tracker = Tracker(run_dir, config.tracking, save_resolved_config(config, run_dir), config.steps)
-    try:
-        roles = RUNNERS.get(config.runner.name).implementation()(builder, run_dir, tracker.message)
-    except BaseException:
-        tracker.close()
-        raise
-    data = {
-        "misc/train_prompts": len(train_prompts),
-        "misc/eval_prompts": len(eval_prompts),
-        "misc/prompts_skipped_too_long": train_prompts.skipped_too_long + eval_prompts.skipped_too_long,
-        "misc/prompts_skipped_empty": train_prompts.skipped_empty + eval_prompts.skipped_empty,
-        "misc/policy": builder.policy_path,
-    }
-    return Loop(config, roles, PromptStream(train_prompts.prompts, seed=config.seed), tracker, run_dir, data)
-
-
-def run(config: Config, run_dir: Path) -> dict[str, Any]:
-    """Run the experiment of ``config`` with its runner, writing to ``run_dir``; returns the summary."""
-    return build_loop(config, run_dir).run()

@@ -17,9 +17,9 @@ import torch
 
 from oatlike.actors.actor import Actor
 from oatlike.config import Config, compose
+from oatlike.experiment import build_loop
 from oatlike.learner.config import LearnerConfig
 from oatlike.learner.learner import Learner
-from oatlike.loop import build_loop
 from oatlike.losses.config import LOSSES
 from oatlike.losses.loss import build_loss
 from oatlike.models.config import LoraConfig

@@ -11,7 +11,7 @@ import torch
 from helpers import LocalRun, eval_records, make_config, read_metrics, run_local, step_records
 
 from oatlike.errors import NonFiniteLossError
-from oatlike.loop import build_loop, run
+from oatlike.experiment import build_loop, run
 from oatlike.models.loading import load_causal_lm
 
 

@@ -16,7 +16,8 @@ import pytest
 import torch
 from helpers import make_config, step_records
 
-from oatlike.loop import Loop, build_loop
+from oatlike.experiment import build_loop
+from oatlike.loop import Loop
 
 TIMES = ("seconds", "per_second")
 

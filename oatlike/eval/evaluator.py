@@ -80,6 +80,14 @@ class Evaluator:
         metrics["eval/seconds"] = time.perf_counter() - start
         return metrics, records
 
+    def state_dict(self) -> dict[str, Any]:
+        """The evaluation oracle's counters (``eval/oracle_*`` go on counting after a resume)."""
+        return {"oracle": None if self.oracle is None else self.oracle.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if self.oracle is not None and state["oracle"] is not None:
+            self.oracle.load_state_dict(state["oracle"])
+
     def _utilities(self, prompts: list[str], responses: list[str]) -> np.ndarray:
         assert self.task is not None
         return np.array([self.task.utility(p, r) for p, r in zip(prompts, responses, strict=True)])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
@@ -50,8 +51,9 @@ class PairBuffer:
                 yield order[start : start + batch_size]
 
     def state_dict(self) -> dict[str, Any]:
-        return {"pairs": copy.deepcopy(self.pairs), "cached": {k: v.clone() for k, v in self.cached.items()}}
+        pairs = None if self.pairs is None else copy.deepcopy(dataclasses.asdict(self.pairs))
+        return {"pairs": pairs, "cached": {k: v.clone() for k, v in self.cached.items()}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.pairs = copy.deepcopy(state["pairs"])
+        self.pairs = None if state["pairs"] is None else PreferenceBatch(**copy.deepcopy(state["pairs"]))
         self.cached = {k: v.clone() for k, v in state["cached"].items()}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from oatlike.schema import check, check_at_least, check_choice
@@ -38,7 +39,10 @@ class LearnerConfig:
     cpu_shm_allreduce: bool = False
     """Build DeepSpeed's shared-memory all-reduce op on CPU (a ~35 s one-time compile; helps only > 1 rank)."""
     checkpoint_every: int = 0
-    """Save the policy every N steps (0: only at the end of the run)."""
+    """Save a full-state checkpoint (everything to continue the run exactly, ``resume=``) every N steps; 0: only
+    at the end and when the run is stopped (SIGTERM, Ctrl-C, a failed oracle)."""
+    keep_checkpoints: int = 2
+    """Full-state checkpoints kept (the newest; 0: all)."""
     num: int = 1
     """Learner ranks forming one DeepSpeed world (``runner=ray``); each trains on its share of every batch."""
     num_cpus: float = 1.0
@@ -59,6 +63,9 @@ class LearnerConfig:
         check_at_least(self, 1, "micro_batch_size", "grad_accum_steps", "epochs")
         check(self.zero_stage in (0, 1, 2, 3), "zero_stage", f"must be 0, 1, 2 or 3, got {self.zero_stage}")
         check(not self.offload or self.zero_stage >= 1, "offload", "needs learner.zero_stage >= 1")
-        check_at_least(self, 0, "checkpoint_every")
+        check_at_least(self, 0, "checkpoint_every", "keep_checkpoints")
+        for key in ("lr", "weight_decay", "max_grad_norm"):
+            value = getattr(self, key)
+            check(math.isfinite(value), key, f"must be a finite number, got {value}")
         check_at_least(self, 1, "num")
         check(self.num_cpus >= 0 and self.num_gpus >= 0, "num_cpus", "CPU and GPU reservations must be >= 0")

@@ -166,7 +166,7 @@ def engine_state(engine: Any) -> dict[str, Any]:
 
 def load_engine_state(engine: Any, state: dict[str, Any], zero_stage: int) -> None:
     """Restore :func:`engine_state` (after the weights: ZeRO-1/2 take their fp32 partitions from the state)."""
-    if isinstance(engine.optimizer, torch.optim.Optimizer):  # ZeRO-0: the client AdamW itself
+    if zero_stage == 0:  # the client AdamW itself, or DeepSpeed's bf16 wrapper of it: both take one dict
         engine.optimizer.load_state_dict(snapshot(state["optimizer"]))
     elif zero_stage in (1, 2):
         engine.optimizer.load_state_dict([snapshot(state["optimizer"])], load_from_fp32_weights=True)
@@ -174,3 +174,13 @@ def load_engine_state(engine: Any, state: dict[str, Any], zero_stage: int) -> No
         engine.optimizer.load_state_dict([snapshot(state["optimizer"])])
     if engine.lr_scheduler is not None and state["scheduler"] is not None:
         engine.lr_scheduler.load_state_dict(snapshot(state["scheduler"]))
+
+
+def state_classes() -> list[Any]:
+    """The non-tensor classes that ZeRO optimizer states hold (loss scalers, stage enums, fragment addresses):
+    what ``torch.load(weights_only=True)`` must allow to read a full-state checkpoint."""
+    from deepspeed.runtime.fp16.loss_scaler import DynamicLossScaler, LossScaler
+    from deepspeed.runtime.zero.config import ZeroStageEnum
+    from deepspeed.utils.tensor_fragment import fragment_address
+
+    return [LossScaler, DynamicLossScaler, ZeroStageEnum, fragment_address]

@@ -76,11 +76,12 @@ class LocalLearnerGroup(LearnerGroup):
         self.learner.save(Path(folder), self.builder.tokenizer)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"ranks": [self.learner.state_dict()]}
+        return {"ranks": [self.learner.state_dict()], "evaluator": self.evaluator.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         (rank,) = state["ranks"]
         self.learner.load_state_dict(rank)
+        self.evaluator.load_state_dict(state["evaluator"])
 
 
 class LocalWeightSync(WeightSync):

@@ -121,6 +121,21 @@ class RayActorPool(ActorPool):
         except RayActorError as again:
             return self._recover(index, chunk, again, attempt + 1)
 
+    def await_restarts(self) -> list[int]:
+        """The actors that died (a failed broadcast or probe reached one), each waited for while Ray restarts it."""
+        from ray.exceptions import GetTimeoutError, RayActorError
+
+        died = []
+        for index, worker in enumerate(self.workers):
+            try:
+                _get(worker.info.remote(), timeout=30)
+            except (RayActorError, GetTimeoutError) as error:
+                self.restarts += 1
+                self.notify(f"actor {index} died ({type(error).__name__}); waiting for Ray to restart it")
+                self._wait_until_restarted(index)
+                died.append(index)
+        return died
+
     def _wait_until_restarted(self, index: int) -> None:
         """Poll actor ``index`` while Ray restarts it (``ActorUnavailableError``); ``ActorDiedError`` is final."""
         from ray.exceptions import ActorDiedError, ActorUnavailableError, GetTimeoutError
@@ -180,15 +195,29 @@ class RayLearnerGroup(LearnerGroup):
         self._version = self._reference_version = 0
 
     def all(self, method: str, *args: Any) -> list[Any]:
-        """Call ``method`` on every rank at once (collective under ZeRO-3) and wait for all."""
-        return list(_get([getattr(rank, method).remote(*args) for rank in self.ranks]))
+        """Call ``method`` on every rank at once (collective under ZeRO-3) and wait for all; a rank that died
+        is a one-line error (a DeepSpeed world cannot lose a rank)."""
+        return self._wait([getattr(rank, method).remote(*args) for rank in self.ranks])
+
+    def _wait(self, refs: list[Any]) -> list[Any]:
+        from ray.exceptions import RayActorError
+
+        results = []
+        for rank, ref in enumerate(refs):
+            try:
+                results.append(_get(ref))
+            except RayActorError as error:
+                raise OatlikeError(
+                    f"learner rank {rank} died ({type(error).__name__}); a DeepSpeed world cannot go on without it"
+                ) from None
+        return results
 
     def learn(self, batch: PreferenceBatch) -> dict[str, Any]:
         if len(batch) % len(self.ranks):
             raise ValueError(f"{len(batch)} pairs cannot be shared equally by {len(self.ranks)} learner ranks")
         size = len(batch) // len(self.ranks)
         shards = [batch.select(list(range(r * size, (r + 1) * size))) for r in range(len(self.ranks))]
-        results = _get([rank.learn.remote(shard) for rank, shard in zip(self.ranks, shards, strict=True)])
+        results = self._wait([rank.learn.remote(shard) for rank, shard in zip(self.ranks, shards, strict=True)])
         self._version += 1
         return merge_learner_metrics(results)
 
@@ -213,10 +242,15 @@ class RayLearnerGroup(LearnerGroup):
         self.all("save", folder)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"ranks": self.all("state_dict"), "version": self._version, "reference_version": self._reference_version}
+        ranks = self.all("state_dict")
+        for rank in ranks[1:]:  # every rank holds the same full weights (ZeRO-3 gathers them): keep one copy
+            rank["module"] = None
+        return {"ranks": ranks, "version": self._version, "reference_version": self._reference_version}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        _get([rank.load_state_dict.remote(s) for rank, s in zip(self.ranks, state["ranks"], strict=True)])
+        module = state["ranks"][0]["module"]
+        ranks = [{**rank, "module": module if rank["module"] is None else rank["module"]} for rank in state["ranks"]]
+        _get([rank.load_state_dict.remote(s) for rank, s in zip(self.ranks, ranks, strict=True)])
         self._version, self._reference_version = state["version"], state["reference_version"]
 
     def close(self) -> None:
@@ -259,7 +293,19 @@ class RayWeightSync(WeightSync):
         if self.actors.versions["reference"]:
             self._push_reference(self.actors.versions["reference"])
 
-    def push(self, weights: Weights) -> dict[str, Any]:
+    def push(self, weights: Weights, attempt: int = 0) -> dict[str, Any]:
+        """The sync (see :class:`WeightSync`); an actor that dies during it is restarted and the sync redone."""
+        from ray.exceptions import RayActorError, RayTaskError
+
+        try:
+            return self._push(weights)
+        except (RayActorError, RayTaskError):
+            if attempt >= self.actors.max_restarts or not self.actors.await_restarts():
+                raise
+            self.restore()  # a new group, the restarted actors brought up to the others' weights
+            return self.push(weights, attempt + 1)
+
+    def _push(self, weights: Weights) -> dict[str, Any]:
         start = time.perf_counter()
         if weights == "reference":
             self._push_reference(self.learner.reference_version)

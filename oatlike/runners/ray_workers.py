@@ -166,7 +166,10 @@ class LearnerWorker:
         self.learner.save(Path(folder), self.builder.tokenizer)
 
     def state_dict(self) -> dict[str, Any]:
-        return self.learner.state_dict()
+        evaluator = None if self.evaluator is None else self.evaluator.state_dict()
+        return {**self.learner.state_dict(), "evaluator": evaluator}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.learner.load_state_dict(state)
+        if self.evaluator is not None and state["evaluator"] is not None:
+            self.evaluator.load_state_dict(state["evaluator"])

@@ -33,13 +33,27 @@ def _json_safe(value: Any) -> Any:
 
 
 class Tracker:
-    """Writes every record to ``metrics.jsonl`` and W&B, and keeps the console bar current."""
+    """Writes every record to ``metrics.jsonl`` and W&B, and keeps the console bar current.
 
-    def __init__(self, run_dir: Path, config: TrackingConfig, run_config: dict[str, Any], total_steps: int) -> None:
+    ``resume`` (a :meth:`state_dict` of an earlier tracker of this run folder) continues that run: the records
+    and evaluation files after its step are dropped, the clock and the W&B run go on.
+    """
+
+    def __init__(
+        self,
+        run_dir: Path,
+        config: TrackingConfig,
+        run_config: dict[str, Any],
+        total_steps: int,
+        resume: dict[str, Any] | None = None,
+    ) -> None:
         self.run_dir = run_dir
-        self.start = time.perf_counter()
+        self.resumed_step = 0 if resume is None else int(resume["step"])
+        if resume is not None:
+            drop_records_after(run_dir, self.resumed_step)
+        self.start = time.perf_counter() - (0.0 if resume is None else float(resume["elapsed_seconds"]))
         self.metrics_file: TextIO = open(run_dir / "metrics.jsonl", "a")  # noqa: SIM115 - closed in close()
-        self.wandb = WandbLogger(config.wandb, run_dir, run_config)
+        self.wandb = WandbLogger(config.wandb, run_dir, run_config, None if resume is None else resume["wandb_id"])
         self.total_steps, self.show_progress = total_steps, config.progress
         self._bar: Any = None
         self.figures: dict[str, str] = {}
@@ -50,7 +64,11 @@ class Tracker:
         """The console progress bar, drawn from the first record on (so start-up errors print cleanly)."""
         if self._bar is None:
             self._bar = tqdm(
-                total=self.total_steps, desc="online alignment", unit="step", disable=not self.show_progress
+                total=self.total_steps,
+                initial=self.resumed_step,
+                desc="online alignment",
+                unit="step",
+                disable=not self.show_progress,
             )
         return self._bar
 
@@ -78,16 +96,21 @@ class Tracker:
     def elapsed(self) -> float:
         return time.perf_counter() - self.start
 
+    def state_dict(self, step: int) -> dict[str, Any]:
+        """What a resumed tracker needs: the step, the clock, the W&B run."""
+        return {"step": step, "elapsed_seconds": self.elapsed(), "wandb_id": self.wandb.run_id}
+
     def message(self, text: str) -> None:
         """Print ``text`` on the console without breaking the progress bar."""
         self.bar.write(text)
 
-    def finish(self, summary: dict[str, Any], table: str) -> None:
-        """Write ``summary.json``, give the summary to W&B, close everything, then print ``table``."""
+    def finish(self, summary: dict[str, Any], table: str | None = None) -> None:
+        """Write ``summary.json``, give the summary to W&B, close everything, then print ``table`` if any."""
         (self.run_dir / "summary.json").write_text(json.dumps({k: _json_safe(v) for k, v in summary.items()}, indent=2))
         self.wandb.summary(summary)
         self.close()
-        print("\n" + table, flush=True)
+        if table:
+            print("\n" + table, flush=True)
 
     def close(self) -> None:
         if self._bar is not None:
@@ -95,6 +118,17 @@ class Tracker:
         if not self.metrics_file.closed:
             self.metrics_file.close()
         self.wandb.close()
+
+
+def drop_records_after(run_dir: Path, step: int) -> None:
+    """Keep the records of ``metrics.jsonl`` and the evaluation files up to ``step``; drop the later ones."""
+    metrics = run_dir / "metrics.jsonl"
+    if metrics.exists():
+        kept = [line for line in metrics.read_text().splitlines() if line and json.loads(line)["step"] <= step]
+        metrics.write_text("".join(line + "\n" for line in kept))
+    for generations in (run_dir / "eval").glob("step_*.jsonl"):
+        if int(generations.stem.removeprefix("step_")) > step:
+            generations.unlink()
 
 
 def summary_table(first: dict[str, Any], last: dict[str, Any], totals: dict[str, Any]) -> str:

@@ -15,7 +15,9 @@ from oatlike.tracking.config import WandbConfig
 
 
 class WandbLogger:
-    def __init__(self, config: WandbConfig, run_dir: Path, run_config: dict[str, Any]) -> None:
+    """The run's W&B run; ``run_id`` continues an earlier one (a resumed run logs into the same W&B run)."""
+
+    def __init__(self, config: WandbConfig, run_dir: Path, run_config: dict[str, Any], run_id: str | None = None):
         self.run = None
         if config.mode == "disabled":
             return
@@ -31,7 +33,13 @@ class WandbLogger:
             mode=config.mode,  # type: ignore[arg-type]  # validated: disabled|offline|online
             dir=str(run_dir),
             config=run_config,
+            id=run_id,
+            resume="allow" if run_id else None,
         )
+
+    @property
+    def run_id(self) -> str | None:
+        return None if self.run is None else str(self.run.id)
 
     def log(self, metrics: dict[str, Any], step: int) -> None:
         if self.run is not None:

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from helpers import eval_utilities, make_config, three_standard_errors
 
-from oatlike.loop import run
+from oatlike.experiment import run
 
 pytestmark = pytest.mark.slow
 

@@ -19,7 +19,7 @@ from helpers import make_config, read_metrics
 from oracle_fixtures import BIN, Reply, ScriptedChatServer, free_port, shown_pair, stop_process_group, utility_judge
 
 from oatlike.errors import ConfigError, OracleError
-from oatlike.loop import run
+from oatlike.experiment import run
 from oatlike.oracles.base import OracleSite, build_oracle
 from oatlike.oracles.config import JudgeOracleConfig
 from oatlike.oracles.judge import JudgeOracle, fill_template, load_template, parse_verdict

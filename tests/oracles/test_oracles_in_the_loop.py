@@ -12,7 +12,7 @@ from oracle_fixtures import cached_reward_model, pairwise_accuracy, tiny_pairrm_
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from oatlike.errors import ConfigError
-from oatlike.loop import run
+from oatlike.experiment import run
 from oatlike.models.config import ModelConfig
 from oatlike.tasks.config import SortingTaskConfig
 from oatlike.tasks.sorting import SortingTask

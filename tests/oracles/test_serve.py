@@ -20,7 +20,7 @@ from helpers import make_config, read_metrics
 from oracle_fixtures import BIN, free_port, served_oracle, stop_process_group
 
 from oatlike.errors import ConfigError
-from oatlike.loop import run
+from oatlike.experiment import run
 from oatlike.oracles.base import build_oracle
 from oatlike.oracles.config import RemoteOracleConfig
 from oatlike.oracles.remote import RemoteOracle
