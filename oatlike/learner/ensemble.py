@@ -69,6 +69,8 @@ class LoraEnsembleLearner(Learner):
         self.members = []
         for adapter in self.adapters:
             view = AdapterView(module, adapter)
+            # PEFT leaves only the active adapter trainable; ZeRO-1/2 partition only what requires grad.
+            view.adapter_parameters.requires_grad_(True)
             self.members.append(super()._build_engine(view, total_optimizer_steps, list(view.adapter_parameters)))
         return self.members[0]
 
