@@ -17,6 +17,7 @@ previous checkpoint intact and no half-written one; ``learner.keep_checkpoints``
 from __future__ import annotations
 
 import os
+import pickle
 import re
 import shutil
 from pathlib import Path
@@ -24,6 +25,8 @@ from typing import Any
 
 import torch
 from omegaconf import OmegaConf
+
+from oatlike.errors import ConfigError, first_line, writing
 
 STATE_DIR = Path("checkpoints") / "state"
 _STEP = re.compile(r"^step_(\d{6,})$")
@@ -45,19 +48,27 @@ def latest(run_dir: Path) -> Path | None:
 
 
 def save(run_dir: Path, step: int, state: dict[str, Any], config: dict[str, Any], keep: int) -> Path:
-    """Write the checkpoint of ``step`` atomically; keep the newest ``keep`` (0: all); returns its folder."""
+    """Write the checkpoint of ``step`` atomically; keep the newest ``keep`` (0: all); returns its folder.
+
+    A write that fails (a full disk) leaves no partial folder and raises :class:`~oatlike.errors.StorageError`.
+    """
     root = run_dir / STATE_DIR
     folder = root / f"step_{step:06d}"
     scratch = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(scratch, ignore_errors=True)
-    scratch.mkdir(parents=True)
-    with open(scratch / "state.pt", "wb") as handle:
-        torch.save(state, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    (scratch / "config.yaml").write_text(OmegaConf.to_yaml(config))
-    shutil.rmtree(folder, ignore_errors=True)
-    os.replace(scratch, folder)
+    with writing(folder, "the full-state checkpoint"):
+        try:
+            shutil.rmtree(scratch, ignore_errors=True)
+            scratch.mkdir(parents=True)
+            with open(scratch / "state.pt", "wb") as handle:
+                torch.save(state, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            (scratch / "config.yaml").write_text(OmegaConf.to_yaml(config))
+        except BaseException:
+            shutil.rmtree(scratch, ignore_errors=True)
+            raise
+        shutil.rmtree(folder, ignore_errors=True)
+        os.replace(scratch, folder)
     if keep:
         for old in state_folders(run_dir)[:-keep]:
             shutil.rmtree(old, ignore_errors=True)
@@ -68,6 +79,18 @@ def load(folder: Path) -> dict[str, Any]:
     """The state saved in ``folder`` (tensors and plain data only; see the module doc)."""
     from oatlike.learner.ds import state_classes
 
-    with torch.serialization.safe_globals(state_classes()):
-        state: dict[str, Any] = torch.load(folder / "state.pt", weights_only=True)
+    path = folder / "state.pt"
+    try:
+        with torch.serialization.safe_globals(state_classes()):
+            state: dict[str, Any] = torch.load(path, weights_only=True)
+    except pickle.UnpicklingError as error:  # what the safe loader refuses: never unpickled
+        found = re.search(r"[Uu]nsupported (?:global: )?GLOBAL (\S+)", str(error))
+        refused = f"it would call {found[1]}" if found else first_line(error)
+        raise ConfigError("resume", f"{path} holds more than tensors and plain data, refused ({refused})") from None
+    except (OSError, RuntimeError, EOFError) as error:
+        raise ConfigError(
+            "resume",
+            f"{path} cannot be read ({first_line(error)}): it is damaged; remove {folder} to resume the "
+            "checkpoint before it",
+        ) from None
     return state

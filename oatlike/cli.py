@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from oatlike.config import compose_dict, expand_shorthands, load_config, register_configs
-from oatlike.errors import ConfigError, OatlikeError, RunStopped
+from oatlike.errors import ConfigError, OatlikeError, RunStopped, first_line, unwritable
 from oatlike.help import config_keys, group_options, help_text, markdown_help
 
 register_configs()
@@ -128,18 +128,21 @@ def preflight(args: list[str]) -> str | None:
     try:
         variants = _override_variants(overrides)
     except HydraException as error:
-        return f"cannot parse the overrides: {_first_line(error)}"
+        return f"cannot parse the overrides: {first_line(error)}"
+    configs = []
     for variant in variants:
         try:
-            load_config(compose_dict(*variant))
+            configs.append(load_config(compose_dict(*variant)))
         except (HydraException, OmegaConfBaseException, ConfigError, ValueError) as error:
             return describe_error(error, variant)
+    for config in configs:
+        key, folder = ("run_dir", config.run_dir) if config.run_dir else ("resume", config.resume)
+        if folder is None or folder == "auto":
+            key, folder = "run_dir", "."  # the default runs/... folder is made in the working directory
+        problem = unwritable(Path(folder))
+        if problem:
+            return f"{key}: cannot write the run folder {folder!r}: {problem}; choose another {key}"
     return None
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def describe_error(error: BaseException, overrides: list[str]) -> str:
@@ -160,9 +163,9 @@ def describe_error(error: BaseException, overrides: list[str]) -> str:
     if full_key and re.search(r"Key '[^']+' not in|not in struct|Could not append", text):
         return f"unknown config key '{full_key}'{_suggest_key(full_key, overrides)}"
     if isinstance(cause, OmegaConfBaseException) and full_key:
-        message = getattr(cause, "msg", None) or _first_line(cause)
-        return f"{full_key}: {_first_line(Exception(message))}"
-    return _first_line(error)
+        message = getattr(cause, "msg", None) or first_line(cause)
+        return f"{full_key}: {first_line(Exception(message))}"
+    return first_line(error)
 
 
 def _key_from_text(text: str) -> str | None:

@@ -16,6 +16,7 @@ import dataclasses
 import json
 import logging
 import signal
+import traceback
 from collections import deque
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -23,7 +24,15 @@ from typing import Any, NamedTuple
 from oatlike import checkpoint
 from oatlike.config import Config
 from oatlike.data.prompts import PromptStream
-from oatlike.errors import NonFiniteLossError, OatlikeError, OracleError, RunStopped
+from oatlike.errors import (
+    NonFiniteLossError,
+    OatlikeError,
+    OracleError,
+    RunCrashed,
+    RunStopped,
+    StorageError,
+    first_line,
+)
 from oatlike.eval.evaluator import save_generations
 from oatlike.roles import Roles
 from oatlike.tracking.tracker import Tracker, summary_table
@@ -76,6 +85,7 @@ class Loop:
                     self.stop_reason = "oracle.max_queries reached"
                     return step - 1
                 pending = self.submit()
+            self.batch = None
             self.batch, metrics = self.collect(pending)  # actors: generate K → select → query → label
             pending = self.submit() if self.may_prefetch(step) else None  # async: collect step t+1 now
             metrics.update(self.count(self.batch, metrics))
@@ -106,14 +116,18 @@ class Loop:
         """Draw the next prompts and start collecting them (the stream before the draw is kept until the
         batch is learnt, so a run that stops on a failed collection loses no prompt)."""
         self.draws.append(self.prompts.state_dict())
-        return self.roles.actors.submit(self.next_prompts())
+        try:
+            return self.roles.actors.submit(self.next_prompts())  # the local pool collects right here
+        except Exception:
+            self.collection_failed = True
+            raise
 
     def collect(self, pending: Any) -> tuple[PreferenceBatch, dict[str, Any]]:
         if isinstance(pending, Ready):
             return pending.batch, pending.metrics
         try:
             return self.roles.actors.collect(pending)
-        except OatlikeError:
+        except Exception:
             self.collection_failed = True
             raise
 
@@ -188,11 +202,16 @@ class Loop:
                 self._stop(self.stop_requested)
                 code = 75 if self.stop_requested == "preempted" else 130
                 raise RunStopped(f"{self.stop_requested} after step {step}: continue with resume={self.run_dir}", code)
-            if step not in self.evaluations:
-                self.evaluate(step)
-            self.save_state(step)  # resume=RUN_DIR steps=... goes on from the end
             final = self.run_dir / "checkpoints" / "final"
-            self.roles.learner.save(str(final))
+            try:
+                if step not in self.evaluations:
+                    self.evaluate(step)
+                self.save_state(step)  # resume=RUN_DIR steps=... goes on from the end
+                self.roles.learner.save(str(final))
+            except StorageError as error:  # a full disk at the end: the metrics and the summary are kept
+                self._stop("error")
+                error.args = (f"{error}; the run's {step} steps and metrics are in {self.run_dir}",)
+                raise
             return self._summarise(step, final)
         finally:
             for number, handler in handlers.items():
@@ -216,33 +235,43 @@ class Loop:
     def _train_keeping_what_was_collected(self) -> int:
         try:
             return self.train()
-        except NonFiniteLossError as error:
-            if self.batch is not None:
-                with open(self.run_dir / "failed_batch.jsonl", "w") as handle:
-                    handle.writelines(json.dumps(record) + "\n" for record in self.batch.records())
-            self.tracker.message(f"stopping at step {self.last_step + 1}: {error}")
-            self._stop("non-finite loss")
-            raise
         except KeyboardInterrupt:
             self.tracker.message("interrupted: saving the policy and the metrics collected so far")
             self._stop("interrupted")
             raise
-        except OatlikeError as raised:  # an oracle that stopped answering, a dead learner, ...
+        except Exception as raised:
             # a worker's error comes wrapped by Ray (with its remote traceback): report the error itself
             cause = getattr(raised, "cause", None)
             failure = cause if isinstance(cause, OatlikeError) else raised
-            step, reason = self.last_step + 1, "oracle failed" if isinstance(failure, OracleError) else "error"
+            step = self.last_step + 1
+            if isinstance(failure, NonFiniteLossError):
+                reason, keep_policy = "non-finite", failure.weights_intact
+                if self.batch is not None:
+                    with open(self.run_dir / "failed_batch.jsonl", "w") as handle:
+                        handle.writelines(json.dumps(record) + "\n" for record in self.batch.records())
+            else:
+                reason = "oracle failed" if isinstance(failure, OracleError) else "error"
+                keep_policy = True
+                if not isinstance(failure, OatlikeError):  # a bug: its traceback goes to oatlike.log
+                    reason = f"crashed ({type(failure).__name__})"
+                    with open(self.run_dir / "oatlike.log", "a") as handle:
+                        handle.write(f"the run crashed at step {step}:\n")
+                        traceback.print_exception(failure, file=handle)
+                self._save_state_before_failed_collection()
             self.tracker.message(f"stopping at step {step} ({reason}): saving what was collected")
-            self._save_state_before_failed_collection()
-            self._stop(reason)
+            self._stop(reason, keep_policy)
             latest = checkpoint.latest(self.run_dir)
-            then = (
-                f"; continue from its full-state checkpoint {latest.name} with resume={self.run_dir}" if latest else ""
-            )
-            failure.args = (
-                f"{failure}; the run stopped at step {step}, its metrics and policy (checkpoints/last) are in "
-                f"{self.run_dir}{then}",
-            )
+            kept = "its metrics and policy (checkpoints/last)" if keep_policy else "its metrics"
+            then = ""
+            if latest is not None and reason != "non-finite":  # (resuming would diverge again)
+                then = f"; continue from its full-state checkpoint {latest.name} with resume={self.run_dir}"
+            where = f"the run stopped at step {step}, {kept} are in {self.run_dir}{then}"
+            if not isinstance(failure, OatlikeError):
+                raise RunCrashed(
+                    f"unexpected {type(failure).__name__}: {first_line(failure)} (the traceback is in "
+                    f"{self.run_dir / 'oatlike.log'}); {where}"
+                ) from failure
+            failure.args = (f"{failure}; {where}",)
             raise failure from None
 
     def _save_state_before_failed_collection(self) -> bool:
@@ -260,11 +289,13 @@ class Loop:
             return False
         return True
 
-    def _stop(self, reason: str) -> None:
-        """Keep what was collected: the policy as it is, the metrics so far and a summary with the reason."""
+    def _stop(self, reason: str, keep_policy: bool = True) -> None:
+        """Keep what was collected: the policy as it is (unless its weights are not finite), the metrics so
+        far and a summary with the reason."""
         self.stop_reason = reason
         try:
-            self.roles.learner.save(str(self.run_dir / "checkpoints" / "last"))
+            if keep_policy:
+                self.roles.learner.save(str(self.run_dir / "checkpoints" / "last"))
         except Exception as error:  # the policy may be unreachable (a dead learner): keep the metrics anyway
             log.error("could not save the policy: %s", error)
         latest = checkpoint.latest(self.run_dir)

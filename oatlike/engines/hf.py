@@ -10,6 +10,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from oatlike.engines.base import Engine, EngineSite, SamplingParams, SequenceScores
 from oatlike.engines.config import EngineConfig
+from oatlike.errors import NonFiniteLossError
 from oatlike.models.loading import load_causal_lm
 from oatlike.models.sequences import model_logps_and_features, model_sequence_logps, pack_sequences
 from oatlike.types import Generation
@@ -60,7 +61,8 @@ class HFEngine(Engine):
 
     @classmethod
     def build(cls, config: EngineConfig, site: EngineSite) -> HFEngine:
-        return cls(load_causal_lm(site.policy_path, site.dtype), site.tokenizer, site.device, config.max_batch_size)
+        model = load_causal_lm(site.policy_path, site.dtype, trust_remote_code=site.trust_remote_code)
+        return cls(model, site.tokenizer, site.device, config.max_batch_size)
 
     @torch.no_grad()
     def generate(self, prompt_token_ids: list[list[int]], params: SamplingParams) -> list[list[Generation]]:
@@ -82,17 +84,26 @@ class HFEngine(Engine):
                 "top_k": params.top_k,  # 0 disables top-k (None would fall back to generate's default of 50)
             }
         )
-        output = self.model.generate(
-            input_ids=input_ids.to(self.device),
-            attention_mask=attention_mask.to(self.device),
-            max_new_tokens=params.max_new_tokens,
-            num_return_sequences=1 if params.greedy else params.n,
-            pad_token_id=self.pad_token_id,
-            eos_token_id=sorted(self.eos_token_ids),
-            return_dict_in_generate=True,
-            output_scores=params.logprobs,
-            **options,
-        )
+        try:
+            output = self.model.generate(
+                input_ids=input_ids.to(self.device),
+                attention_mask=attention_mask.to(self.device),
+                max_new_tokens=params.max_new_tokens,
+                num_return_sequences=1 if params.greedy else params.n,
+                pad_token_id=self.pad_token_id,
+                eos_token_id=sorted(self.eos_token_ids),
+                return_dict_in_generate=True,
+                output_scores=params.logprobs,
+                **options,
+            )
+        except RuntimeError as error:
+            if "probability tensor contains" not in str(error):
+                raise
+            raise NonFiniteLossError(
+                f"the policy (weights version {self.weights_version}) gives non-finite token probabilities when "
+                "generating: training diverged; lower learner.lr or learner.max_grad_norm",
+                weights_intact=False,
+            ) from None
         responses = output.sequences[:, input_ids.shape[1] :]
         token_logprobs = None
         if params.logprobs:

@@ -17,7 +17,9 @@ of SELM / COPO). Dropout is off in the policy (as in oat, TRL and the BPO code):
 log-probs of the policy and the reference, which dropout would make noisy (an adapter's own LoRA dropout,
 ``model.lora.dropout``, stays as configured).
 
-A NaN or infinite loss stops before the backward pass, so the weights (and everything saved) stay intact.
+A NaN or infinite loss stops the run before the backward pass, non-finite gradients before the optimizer
+step (ZeRO 1-3: DeepSpeed skips that step), so the weights stay intact; weights that a step made non-finite
+stop it too (:class:`~oatlike.errors.NonFiniteLossError` says which).
 The learner's whole state — weights, optimizer, schedule, references, buffer, random stream, counters,
 explorer — round-trips through :meth:`state_dict` / :meth:`load_state_dict`.
 """
@@ -34,7 +36,7 @@ import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase, get_scheduler
 
-from oatlike.errors import NonFiniteLossError
+from oatlike.errors import NonFiniteLossError, writing
 from oatlike.exploration.base import BonusInputs, LearnerExplorer, Need
 from oatlike.learner import ds
 from oatlike.learner.buffer import PairBuffer
@@ -238,14 +240,36 @@ class Learner:
         engine.backward(loss)
         boundary = engine.is_gradient_accumulation_boundary()
         unclipped_norm = self._full_grad_norm(engine) if boundary and self.config.zero_stage == 0 else None
+        if unclipped_norm is not None and not math.isfinite(unclipped_norm):
+            raise self._diverged(f"the gradients' norm is {unclipped_norm}")  # before the step: weights intact
         engine.step()
         if boundary and engine is self.engine:
             self.optimizer_steps += 1
         stats = self._pair_stats(pair_logps, mask, loss)
         if boundary:
-            norm = engine.get_global_grad_norm()
-            stats["grad_norm"] = _finite_or_nan(norm if norm is not None else unclipped_norm)
+            norm = _finite_or_nan(engine.get_global_grad_norm() if unclipped_norm is None else unclipped_norm)
+            if not engine.was_step_applied():  # ZeRO 1-3 skip a step whose gradients are not finite
+                raise self._diverged(f"the gradients' norm is {norm} (the step was skipped)")
+            if not self._weights_finite(engine):
+                raise self._diverged(f"the step made the weights non-finite (gradients' norm {norm})", intact=False)
+            stats["grad_norm"] = norm
         return stats
+
+    def _diverged(self, what: str, intact: bool = True) -> NonFiniteLossError:
+        return NonFiniteLossError(
+            f"training diverged at learner step {self.version + 1}: {what}; "
+            f"lower learner.lr (now {self.config.lr:g}) or learner.max_grad_norm, or check the data",
+            weights_intact=intact,
+        )
+
+    def _weights_finite(self, engine: Any) -> bool:
+        """Whether every weight is finite after a step (this rank's partitions under ZeRO-3; every rank agrees)."""
+        finite = all(bool(torch.isfinite(getattr(p, "ds_tensor", p)).all()) for p in engine.module.parameters())
+        if self.world.size > 1 and torch.distributed.is_initialized():
+            flag = torch.tensor([0.0 if finite else 1.0], device=self.device)
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+            finite = flag.item() == 0.0
+        return finite
 
     def _pair_stats(self, pair_logps: PairLogps, mask: torch.Tensor, loss: torch.Tensor) -> dict[str, float]:
         chosen_rewards, rejected_rewards = self.loss.rewards(pair_logps)
@@ -277,11 +301,16 @@ class Learner:
         policy: Any = self.policy
         base = policy.get_base_model() if hasattr(policy, "get_base_model") else policy
         scratch = folder.with_name(folder.name + ".tmp")
-        shutil.rmtree(scratch, ignore_errors=True)
-        base.save_pretrained(scratch, state_dict=weights)
-        tokenizer.save_pretrained(scratch)
-        shutil.rmtree(folder, ignore_errors=True)
-        scratch.rename(folder)
+        with writing(folder, "the policy"):
+            try:
+                shutil.rmtree(scratch, ignore_errors=True)
+                base.save_pretrained(scratch, state_dict=weights)
+                tokenizer.save_pretrained(scratch)
+            except BaseException:
+                shutil.rmtree(scratch, ignore_errors=True)
+                raise
+            shutil.rmtree(folder, ignore_errors=True)
+            scratch.rename(folder)
 
     @torch.no_grad()
     def probe_logps(self, prompt_ids: list[list[int]], response_ids: list[list[int]]) -> list[float]:
