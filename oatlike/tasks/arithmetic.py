@@ -42,6 +42,7 @@ class ArithmeticTask(Task):
     """Addition of two ``num_digits``-digit numbers with digit-wise partial credit."""
 
     name = "arithmetic"
+    prompt_form = "'A+B=' (two whole numbers, e.g. '47+85=')"
 
     def __init__(self, config: ArithmeticTaskConfig | None = None) -> None:
         config = config or ArithmeticTaskConfig()

@@ -42,6 +42,8 @@ class Task(ABC):
     """A built-in task: prompts, an exact utility, and an imperfect demonstrator."""
 
     name: str
+    prompt_form: str
+    """What the task's prompts look like (its utility parses them), for messages about prompts that are not."""
 
     def __init__(self, config: TaskConfig) -> None:
         self.seed = config.seed
@@ -62,6 +64,15 @@ class Task(ABC):
     @abstractmethod
     def demonstration(self, prompt: str, rng: random.Random) -> str:
         """An answer of the imperfect demonstrator (used for warm-start SFT and as reference)."""
+
+    def fits(self, prompt: str) -> bool:
+        """Whether the utility can score responses to ``prompt`` (it parses the prompt: data files are checked
+        with this when they are read, rather than failing at the first evaluation)."""
+        try:
+            self.best_response(prompt)
+        except ValueError:
+            return False
+        return True
 
     def reference(self, prompt: str) -> str:
         """The prompt's reference answer: one demonstration, seeded by the prompt (middling quality)."""

@@ -42,6 +42,7 @@ class SortingTask(Task):
     """Sort ``min_length``..``max_length`` numbers in [0, ``max_value``] ascending."""
 
     name = "sorting"
+    prompt_form = "'sort N N ...:' (whole numbers, e.g. 'sort 12 5 40 7:')"
 
     def __init__(self, config: SortingTaskConfig | None = None) -> None:
         config = config or SortingTaskConfig()

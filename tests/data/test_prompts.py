@@ -118,7 +118,11 @@ def test_long_and_empty_prompts_are_skipped_and_counted(tokenizer):
             {"max_prompt_tokens": 4},
             "no usable train prompts: 38 read, 0 empty, 38 longer than data.max_prompt_tokens=4",
         ),
-        ("numbers", {"prompt_column": "extra"}, "data.prompt_column: row 0 of split 'train' holds a int, not text"),
+        (
+            "numbers",
+            {"prompt_column": "extra"},
+            "data.prompt_column: 'rows.jsonl' row 1 (line 1) holds an int, not text",
+        ),
         ("rows", {"path": "data.txt"}, "data.path: no such file 'data.txt'"),
         ("text", {"path": "notes.txt"}, "data.path: unsupported file type '.txt'"),
     ],
