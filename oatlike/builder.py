@@ -16,7 +16,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from oatlike.actors.actor import Actor
 from oatlike.config import Config
-from oatlike.data.prompts import PromptSet, load_prompt_sets
+from oatlike.data.prompts import PromptSet, encode_prompt_sets, read_prompt_items
 from oatlike.engines.base import Engine, EngineSite, SamplingParams, build_engine
 from oatlike.engines.hf import HFEngine
 from oatlike.errors import ConfigError
@@ -27,7 +27,7 @@ from oatlike.learner import ds
 from oatlike.learner.ensemble import LoraEnsembleLearner
 from oatlike.learner.learner import Learner
 from oatlike.losses.loss import build_loss
-from oatlike.models.loading import load_causal_lm, load_tokenizer
+from oatlike.models.loading import TRUST_REMOTE_CODE_KEY, check_model_folder, load_causal_lm, load_tokenizer
 from oatlike.models.lora import apply_lora, apply_lora_ensemble
 from oatlike.oracles.base import Oracle, OracleSite, build_oracle
 from oatlike.seeding import stable_seed
@@ -70,18 +70,20 @@ class Builder:
         if model.name == "tiny":
             return str(ensure_policy_folder(model, self.config.task, self.task, self.cache_dir, self.progress))
         assert model.pretrain is not None
+        check_model_folder(model.pretrain, "model.pretrain", model.trust_remote_code, TRUST_REMOTE_CODE_KEY)
         return model.pretrain
 
     @cached_property
     def tokenizer(self) -> PreTrainedTokenizerBase:
         model = self.config.model
         key = "model.tokenizer" if model.tokenizer else ("model.pretrain" if model.name == "hf" else "model")
-        return load_tokenizer(model.tokenizer or self.policy_path, key=key)
+        return load_tokenizer(model.tokenizer or self.policy_path, key, model.trust_remote_code, TRUST_REMOTE_CODE_KEY)
 
     @cached_property
     def prompt_sets(self) -> tuple[PromptSet, PromptSet]:
-        """``(train, eval)`` prompts, encoded."""
-        return load_prompt_sets(self.config.data, self.task, self.tokenizer, self.config.seed)
+        """``(train, eval)`` prompts, encoded; read and checked before the tokenizer (the policy) is loaded."""
+        items = read_prompt_items(self.config.data, self.task, self.config.seed)
+        return encode_prompt_sets(items, self.tokenizer, self.config.data)
 
     @cached_property
     def _oracle(self) -> Oracle:
@@ -113,11 +115,15 @@ class Builder:
 
     def policy_model(self) -> PreTrainedModel:
         """A fresh copy of the initial policy (the configured dtype; no adapters)."""
-        return load_causal_lm(self.policy_path, self.config.model.dtype)
+        model = self.config.model
+        return load_causal_lm(self.policy_path, model.dtype, trust_remote_code=model.trust_remote_code)
 
     def engine(self) -> Engine:
         """A generation engine holding a fresh copy of the initial policy (``engine=hf|vllm``)."""
-        site = EngineSite(self.policy_path, self.tokenizer, self.device, self.config.model.dtype, self.config.seed)
+        model = self.config.model
+        site = EngineSite(
+            self.policy_path, self.tokenizer, self.device, model.dtype, self.config.seed, model.trust_remote_code
+        )
         return build_engine(self.config.engine, site)
 
     def hf_engine(self) -> HFEngine:
@@ -132,8 +138,9 @@ class Builder:
             if reference is None:
                 raise ValueError("the default feature backbone is the reference engine; none was built")
             return FeatureBackbone(reference)
-        tokenizer = load_tokenizer(path, key="explore.backbone")
-        model = load_causal_lm(path, self.config.model.dtype, key="explore.backbone")
+        trust = self.config.model.trust_remote_code
+        tokenizer = load_tokenizer(path, "explore.backbone", trust, TRUST_REMOTE_CODE_KEY)
+        model = load_causal_lm(path, self.config.model.dtype, "explore.backbone", trust, TRUST_REMOTE_CODE_KEY)
         return FeatureBackbone(HFEngine(model, tokenizer, self.device, self.config.engine.max_batch_size), tokenizer)
 
     def actor(self, index: int = 0) -> Actor:

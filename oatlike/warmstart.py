@@ -6,7 +6,9 @@ to the demonstrator's answers (which carry systematic mistakes, see :mod:`oatlik
 starts mediocre but competent. The result is a standard Hugging Face folder under the cache
 (``$OATLIKE_CACHE_DIR``, else ``$XDG_CACHE_HOME/oatlike`` or ``~/.cache/oatlike``), named by a hash of its
 recipe: a changed recipe (task options, size, SFT settings, this module's ``RECIPE_VERSION``) builds a new
-one. Builds are atomic and serialised by a file lock, so concurrent runs never see half a model.
+one. Builds are atomic (made in a scratch folder, then renamed into place) and serialised by a file lock, so
+concurrent runs never see half a model and a build killed midway leaves nothing that passes for one. A cached
+folder that was damaged since (a file missing, cut short or not parseable) is rebuilt, with a warning.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 import random
 import shutil
@@ -30,6 +33,7 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
 from oatlike.models.config import ModelConfig, WarmStartConfig
+from oatlike.models.loading import damaged_weights
 from oatlike.models.sequences import pack_sequences, sequence_logps
 from oatlike.models.tiny import build_tiny_llama
 from oatlike.models.tokenizer import generic_corpus, train_tokenizer
@@ -38,8 +42,13 @@ from oatlike.tasks.base import Task
 from oatlike.tasks.config import TaskConfig
 from oatlike.tasks.sorting import SortingTask
 
+log = logging.getLogger(__name__)
+
 RECIPE_VERSION = 1
 TOKENIZER_VOCAB_SIZE = 1024
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
+MODEL_FILES = ("config.json", "model.safetensors", *TOKENIZER_FILES)
+"""The files a cached folder must hold (the warm-started one also ``warm_start.json``)."""
 
 
 def default_cache_dir() -> Path:
@@ -54,18 +63,47 @@ def _digest(recipe: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def _build_once(target: Path, build: Callable[[Path], None]) -> Path:
-    """Run ``build(tmp_folder)`` unless ``target`` exists, then move the result into place atomically."""
-    if (target / "config.json").exists() or (target / "tokenizer.json").exists():
+def cache_damage(folder: Path, required: tuple[str, ...]) -> str | None:
+    """What makes ``folder`` unusable as a cached build, if anything: a ``required`` file missing or empty,
+    a JSON file that does not parse, a safetensors file cut short (cheap: the weights are not read)."""
+    if not folder.is_dir():
+        return "it is not a folder"
+    for name in required:
+        file = folder / name
+        if not file.is_file() or file.stat().st_size == 0:
+            return f"{name} is missing" if not file.is_file() else f"{name} is empty"
+    for file in sorted(folder.glob("*.json")):
+        try:
+            json.loads(file.read_text())
+        except (ValueError, UnicodeDecodeError):
+            return f"{file.name} is not valid JSON"
+    return damaged_weights(folder)
+
+
+def _build_once(target: Path, build: Callable[[Path], None], required: tuple[str, ...]) -> Path:
+    """Run ``build(scratch_folder)`` unless ``target`` holds a whole build, then rename the result into place.
+
+    A damaged ``target`` is rebuilt (with a warning). Scratch folders of builds that were killed are removed."""
+    if cache_damage(target, required) is None:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target) + ".lock"):
-        if target.exists():
+        damage = cache_damage(target, required)  # another process may have built it meanwhile
+        if damage is None:
             return target
+        for leftover in [*target.parent.glob(f"{target.name}.tmp-*"), *target.parent.glob(f"{target.name}.old-*")]:
+            shutil.rmtree(leftover, ignore_errors=True)
+        if target.exists():
+            log.warning("the cached %s is damaged (%s); building it again", target, damage)
         scratch = target.with_name(f"{target.name}.tmp-{os.getpid()}")
-        shutil.rmtree(scratch, ignore_errors=True)
         build(scratch)
-        os.replace(scratch, target)
+        if target.exists():  # a folder with files cannot be replaced in one rename: move it aside first
+            old = target.with_name(f"{target.name}.old-{os.getpid()}")
+            os.replace(target, old)
+            os.replace(scratch, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(scratch, target)
     return target
 
 
@@ -85,7 +123,7 @@ def ensure_tokenizer(cache_dir: Path) -> Path:
         corpus = ArithmeticTask().corpus() + SortingTask().corpus() + generic_corpus()
         train_tokenizer(corpus, TOKENIZER_VOCAB_SIZE).save_pretrained(folder)
 
-    return _build_once(cache_dir / "tokenizers" / f"bpe-{_digest(tokenizer_recipe())}", build)
+    return _build_once(cache_dir / "tokenizers" / f"bpe-{_digest(tokenizer_recipe())}", build, TOKENIZER_FILES)
 
 
 def warm_start_recipe(task_config: TaskConfig, size: str, warm_start: WarmStartConfig) -> dict[str, Any]:
@@ -125,7 +163,7 @@ def ensure_policy_folder(
             tokenizer.save_pretrained(folder)
 
         return _build_once(
-            cache_dir / "models" / f"tiny-{model_config.size}-untrained-{_digest(recipe)}", build_untrained
+            cache_dir / "models" / f"tiny-{model_config.size}-untrained-{_digest(recipe)}", build_untrained, MODEL_FILES
         )
 
     recipe = warm_start_recipe(task_config, model_config.size, warm)
@@ -139,7 +177,7 @@ def ensure_policy_folder(
         (folder / "warm_start.json").write_text(json.dumps({"recipe": recipe, **report}, indent=2))
 
     name = f"tiny-{model_config.size}-{task_config.name}-sft-{_digest(recipe)}"
-    return _build_once(cache_dir / "models" / name, build)
+    return _build_once(cache_dir / "models" / name, build, (*MODEL_FILES, "warm_start.json"))
 
 
 def _demonstration_batch(

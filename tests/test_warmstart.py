@@ -80,3 +80,19 @@ def test_cache_location_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.delenv("OATLIKE_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert default_cache_dir() == tmp_path / "xdg" / "oatlike"
+
+
+def test_a_damaged_cached_build_is_rebuilt(tmp_path, caplog):
+    model = ModelConfig(warm_start=WarmStartConfig(steps=5, batch_size=4))
+    folder = ensure_policy_folder(model, ArithmeticTaskConfig(), ArithmeticTask(), tmp_path, progress=False)
+    weights = folder / "model.safetensors"
+    whole = weights.read_bytes()
+    weights.write_bytes(whole[: len(whole) // 2])  # a copy cut short
+    again = ensure_policy_folder(model, ArithmeticTaskConfig(), ArithmeticTask(), tmp_path, progress=False)
+    assert again == folder and weights.read_bytes() == whole  # rebuilt, bitwise as before (seeded)
+    assert "is damaged (" in caplog.text and "not a whole safetensors file" in caplog.text
+    load_causal_lm(str(folder))
+    (folder / "config.json").unlink()
+    ensure_policy_folder(model, ArithmeticTaskConfig(), ArithmeticTask(), tmp_path, progress=False)
+    assert "config.json is missing" in caplog.text and (folder / "config.json").is_file()
+    assert not [p.name for p in (tmp_path / "models").iterdir() if ".tmp-" in p.name or ".old-" in p.name]

@@ -29,13 +29,14 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class EngineSite:
     """What an engine is built from besides its config: the initial policy's folder (or hub name) and
-    dtype, the tokenizer, the device and the sampling seed."""
+    dtype, the tokenizer, the device, the sampling seed and whether the policy's own code may run."""
 
     policy_path: str
     tokenizer: PreTrainedTokenizerBase
     device: torch.device
     dtype: str = "float32"
     seed: int = 0
+    trust_remote_code: bool = False
 
 
 def build_engine(config: EngineConfig, site: EngineSite) -> Engine:

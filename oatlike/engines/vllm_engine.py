@@ -52,13 +52,14 @@ def check_vllm() -> str:
     return installed
 
 
-def resolve_dtype(model_path: str, dtype: str) -> str:
+def resolve_dtype(model_path: str, dtype: str, trust_remote_code: bool = False) -> str:
     """``auto`` is the dtype the model was saved in (vLLM's own ``auto`` may compute fp32 models in bf16)."""
     if dtype != "auto":
         return dtype
     from transformers import AutoConfig
 
-    saved = getattr(AutoConfig.from_pretrained(model_path), "dtype", None) or "float32"
+    config = AutoConfig.from_pretrained(model_path, trust_remote_code=trust_remote_code)
+    saved = getattr(config, "dtype", None) or "float32"
     return str(saved).removeprefix("torch.")
 
 
@@ -72,6 +73,7 @@ class VLLMEngine(Engine):
         config: VLLMEngineConfig,
         device: torch.device,
         seed: int = 0,
+        trust_remote_code: bool = False,
     ) -> None:
         self.version = check_vllm()
         if config.enable_sleep_mode and device.type != "cuda":
@@ -82,7 +84,8 @@ class VLLMEngine(Engine):
 
         options: dict[str, Any] = {
             "model": model_path,
-            "dtype": resolve_dtype(model_path, config.dtype),
+            "dtype": resolve_dtype(model_path, config.dtype, trust_remote_code),
+            "trust_remote_code": trust_remote_code,
             "max_model_len": config.max_model_len,
             "enforce_eager": config.enforce_eager,
             "enable_prefix_caching": config.enable_prefix_caching,
@@ -109,7 +112,7 @@ class VLLMEngine(Engine):
 
     @classmethod
     def build(cls, config: VLLMEngineConfig, site: EngineSite) -> VLLMEngine:
-        return cls(site.policy_path, site.tokenizer, config, site.device, site.seed)
+        return cls(site.policy_path, site.tokenizer, config, site.device, site.seed, site.trust_remote_code)
 
     def _sampling(self, params: SamplingParams) -> Any:
         from vllm import SamplingParams as VLLMSamplingParams

@@ -73,6 +73,9 @@ class ModelConfig:
     """LoRA adapters (PEFT)."""
     gradient_checkpointing: bool = False
     """Trade compute for memory in the learner's forward pass."""
+    trust_remote_code: bool = False
+    """Run code shipped with the model, tokenizer or ``explore.backbone`` folder (``auto_map`` in its config);
+    such folders are refused otherwise."""
 
     def __post_init__(self) -> None:
         check_choice(self.name, ("tiny", "hf"), "name")
