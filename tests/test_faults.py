@@ -4,13 +4,14 @@ it, no traceback, the exit status it should, and keeps what was collected."""
 from __future__ import annotations
 
 import pytest
-from faults import data, files, models, numerics, runs
+from faults import data, files, models, numerics, oracles, runs
 from faults.harness import Fault, try_fault
 
 CASES: list[Fault] = [
     *numerics.CASES,
     *files.CASES,
     *runs.CASES,
+    *oracles.CASES,
     *data.CASES,
     *models.CASES,
 ]

@@ -18,6 +18,12 @@ logged under ``oracle/`` (training) and ``eval/oracle_`` (evaluation):
 
 plus counters of each kind (the judge's tokens and cost). Implementations override ``_compare`` (and
 ``_score``) on one chunk; they may be called from several threads at once when ``concurrency > 1``.
+
+It also checks every answer, of every kind, before anyone uses it: one value per query, probabilities
+finite and in [0, 1], scores finite. A NaN or a 1.7 would otherwise be drawn into labels and trained on
+(``rng.random() < nan`` is simply False) and written into the evaluation files; instead the call raises
+:class:`~oatlike.errors.OracleError` naming the oracle's config key, the first bad value and its index,
+and the loop stops keeping what it collected.
 """
 
 from __future__ import annotations
@@ -34,6 +40,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+
+from oatlike.errors import OracleError
 
 if TYPE_CHECKING:
     from oatlike.oracles.config import ModelOracleConfig, OracleConfig
@@ -59,7 +67,9 @@ def build_oracle(config: OracleConfig, site: OracleSite | None = None) -> Oracle
     """The oracle of ``config`` (its kind's ``build(config, site)``, found by ``config.name``)."""
     from oatlike.oracles.config import ORACLES
 
-    oracle: Oracle = ORACLES.build(config, site or OracleSite())
+    site = site or OracleSite()
+    oracle: Oracle = ORACLES.build(config, site)
+    oracle.key = site.key
     return oracle
 
 
@@ -67,6 +77,8 @@ class Oracle(ABC):
     """A preference oracle with a query counter and per-call metrics."""
 
     name: str
+    key: str = "oracle"
+    """Its config key (``oracle``, ``eval.oracle``; set by :func:`build_oracle`), named by its errors."""
 
     def __init__(self, config: OracleConfig) -> None:
         self.batch_size = config.batch_size
@@ -96,16 +108,20 @@ class Oracle(ABC):
         """``[M]`` probability that ``responses_a[i]`` is preferred to ``responses_b[i]`` for ``prompts[i]``."""
         if not len(prompts) == len(responses_a) == len(responses_b):
             raise ValueError(f"compare got {len(prompts)} prompts, {len(responses_a)} a's and {len(responses_b)} b's")
-        return self._counted(len(prompts), lambda s: self._compare(prompts[s], responses_a[s], responses_b[s]))
+        return self._counted(
+            len(prompts), lambda s: self._compare(prompts[s], responses_a[s], responses_b[s]), probabilities=True
+        )
 
     def score(self, prompts: list[str], responses: list[str]) -> np.ndarray:
         """``[M]`` pointwise reward of each response (one query each); ``NotImplementedError`` if none exists."""
         if len(prompts) != len(responses):
             raise ValueError(f"score got {len(prompts)} prompts and {len(responses)} responses")
-        return self._counted(len(prompts), lambda s: self._score(prompts[s], responses[s]))
+        return self._counted(len(prompts), lambda s: self._score(prompts[s], responses[s]), probabilities=False)
 
-    def _counted(self, size: int, answer: Callable[[slice], Sequence[float] | np.ndarray]) -> np.ndarray:
-        """Answer ``size`` queries chunk by chunk (``concurrency`` chunks at once), timed and counted."""
+    def _counted(
+        self, size: int, answer: Callable[[slice], Sequence[float] | np.ndarray], probabilities: bool
+    ) -> np.ndarray:
+        """Answer ``size`` queries chunk by chunk (``concurrency`` chunks at once), checked, timed and counted."""
         if size == 0:
             return np.zeros(0)
         start = time.perf_counter()
@@ -116,13 +132,44 @@ class Oracle(ABC):
         else:
             with ThreadPoolExecutor(max_workers=min(self.concurrency, len(chunks))) as pool:
                 parts = list(pool.map(answer, chunks))
-        values = np.concatenate([np.asarray(part, dtype=np.float64).reshape(-1) for part in parts])
-        if values.shape != (size,):
-            raise RuntimeError(f"the {self.name} oracle answered {values.size} values for {size} queries")
+        values = np.concatenate(
+            [self._checked(part, chunk, size, probabilities) for part, chunk in zip(parts, chunks, strict=True)]
+        )
         with self._lock:
             self.seconds += time.perf_counter() - start
             self.queries += size
             self.calls += 1
+        return values
+
+    def where(self) -> str:
+        """How an error about this oracle's answers begins: its config key and what it is."""
+        return f"{self.key}: the {self.name} oracle"
+
+    def _checked(self, part: Sequence[float] | np.ndarray, chunk: slice, size: int, probabilities: bool) -> np.ndarray:
+        """One chunk's answer as ``float64``, or :class:`OracleError`: exactly one value per query of the
+        chunk, finite, and in [0, 1] for probabilities. An index counts from 0 over the whole call."""
+        one, many, queries = (
+            ("probability", "probabilities", "pairs") if probabilities else ("score", "scores", "responses")
+        )
+        asked = chunk.stop - chunk.start
+        try:
+            values = np.asarray(part, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise OracleError(f"{self.where()} answered {many} that are not all numbers: {str(part)[:80]}") from None
+        if values.shape != (asked,):
+            answered = f"{many} of shape {values.shape}"
+            if values.ndim == 1:
+                answered = f"{values.size} {one if values.size == 1 else many}"
+            raise OracleError(f"{self.where()} answered {answered} for {asked} {queries}; it must answer one per query")
+        # NaN fails every comparison, so it is caught with the out-of-range values
+        bad = ~((values >= 0.0) & (values <= 1.0)) if probabilities else ~np.isfinite(values)
+        if bad.any():
+            index = int(np.flatnonzero(bad)[0])
+            rule = "finite and in [0, 1]" if probabilities else "finite"
+            raise OracleError(
+                f"{self.where()} answered the {one} {values[index]} at index {chunk.start + index} of {size} "
+                f"{queries}; a {one} must be {rule}"
+            )
         return values
 
     @property

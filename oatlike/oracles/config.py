@@ -9,7 +9,7 @@ from typing import Any
 from omegaconf import MISSING
 
 from oatlike.models.config import DTYPE_NAMES
-from oatlike.schema import Registry, check, check_at_least, check_choice
+from oatlike.schema import Registry, check, check_at_least, check_choice, check_probability
 
 ORACLES = Registry("oracle")
 """The oracle kinds by name: their schema and a factory ``build(config, site) -> Oracle``."""
@@ -178,6 +178,10 @@ class JudgeOracleConfig(HttpOracleConfig):
     """Sampling temperature of the judge model."""
     malformed_retries: int = 2
     """Asks again after a reply without a verdict; then the pair counts as a failure and a tie (0.5)."""
+    max_failure_rate: float = 0.2
+    """Most failures (verdicts asked of the judge that came without one after ``malformed_retries``) per
+    verdict asked; above it the run stops with an error instead of training on ties. Judged from the 10th
+    verdict on (one early failure does not stop a run); with ``both_orders`` a pair is two verdicts; 1: never."""
     cache: bool = True
     """Keep every verdict in an on-disk cache keyed by (model, template, prompt, first, second)."""
     cache_path: str | None = None
@@ -202,6 +206,7 @@ class JudgeOracleConfig(HttpOracleConfig):
         check(bool(self.api_key_env), "api_key_env", "must name an environment variable (e.g. OPENAI_API_KEY)")
         check_at_least(self, 1, "max_tokens")
         check_at_least(self, 0, "malformed_retries")
+        check_probability(self, "max_failure_rate")
         for key in ("prompt_cost_per_million", "completion_cost_per_million", "sampling_temperature"):
             check(getattr(self, key) >= 0, key, f"must be >= 0, got {getattr(self, key)}")
 

@@ -4,9 +4,10 @@ The standard library's ``urllib`` is enough for JSON requests, so no HTTP client
 this module decides for every caller:
 
 * a timeout on every request (``timeout_seconds``);
-* which failures are worth a retry: connection errors, timeouts, replies that are not JSON, HTTP 429 and
-  5xx. They are retried ``max_retries`` times with exponential backoff (``backoff_seconds``, doubled each
-  time), each retry logged as a warning; then :class:`~oatlike.errors.OracleError` is raised;
+* which failures are worth a retry: connection errors, timeouts, replies that are not JSON (a proxy's
+  error page, a body cut off, bytes that are not even UTF-8), HTTP 429 and 5xx. They are retried
+  ``max_retries`` times with exponential backoff (``backoff_seconds``, doubled each time), each retry
+  logged as a warning; then :class:`~oatlike.errors.OracleError` is raised;
 * other HTTP statuses (400, 401, 404, ...) are not retried: :class:`HttpStatusError` carries the status
   so that the caller can say what to fix.
 
@@ -65,7 +66,7 @@ def describe_failure(error: BaseException) -> str:
         return "connection refused"
     if isinstance(error, TimeoutError):
         return "timed out"
-    if isinstance(error, json.JSONDecodeError):
+    if isinstance(error, json.JSONDecodeError | UnicodeDecodeError):
         return "the reply is not JSON"
     text = _first_line(str(error))
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
@@ -127,7 +128,7 @@ class JsonHttpClient:
                 if error.code not in RETRYABLE_STATUSES:
                     raise HttpStatusError(error.code, url, detail) from None
                 problem = f"HTTP {error.code}{': ' + detail if detail else ''}"
-            except (OSError, http.client.HTTPException, json.JSONDecodeError) as error:
+            except (OSError, http.client.HTTPException, json.JSONDecodeError, UnicodeDecodeError) as error:
                 problem = describe_failure(error)
             if attempt == retries:
                 raise RequestFailed(self.server, url, attempt + 1, problem)

@@ -9,10 +9,17 @@ judge prefers the response shown first, 0 when the second, 0.5 for a tie. A judg
 
 Robustness, in order: transport failures (connection, timeout, 429, 5xx) are retried with backoff by
 :mod:`.http` and stop the run when the retries are spent; a reply without a recognisable verdict is asked
-again ``malformed_retries`` times, then counted in ``failures`` and taken as a tie (0.5) — never a
-crash. Verdicts are cached on disk (SQLite) keyed by (model, template, prompt, first, second), so a
-rerun or an evaluation of the same answers costs nothing. Token usage and cost are counted
-(``oracle/prompt_tokens``, ``oracle/completion_tokens``, ``oracle/requests``, ``oracle/cost_usd``).
+again ``malformed_retries`` times, then counted in ``failures`` and taken as a tie (0.5). A few such
+ties are noise; a judge that seldom gives a verdict (a template the model does not follow, a model that
+rambles) would have the run train on coin flips and report it completed, so once more than
+``max_failure_rate`` of the verdicts asked of the judge failed (judged from the :data:`MIN_VERDICTS`-th
+on, so that one early failure does not stop a run) the run stops with :class:`~oatlike.errors.OracleError`
+naming ``oracle.max_failure_rate`` and showing such a reply. The rate is over verdicts, not pairs: with
+``both_orders`` a pair asks two. Verdicts are cached on disk (SQLite) keyed by (model, template, prompt,
+first, second), so a rerun or an evaluation of the same answers costs nothing (a cached verdict is not
+asked of the judge, so it is not in the rate). Token usage and cost are counted (``oracle/prompt_tokens``,
+``oracle/completion_tokens``, ``oracle/requests``, ``oracle/cost_usd``), and the verdicts asked
+(``oracle/verdicts``).
 
 The API key is read from the environment variable named by ``api_key_env``, sent only in the
 ``Authorization`` header, and never stored in the config, logged or put in an error message.
@@ -42,6 +49,8 @@ log = logging.getLogger(__name__)
 
 TEMPLATES = Path(__file__).parent / "templates"
 PLACEHOLDERS = ("{prompt}", "{response_a}", "{response_b}")
+MIN_VERDICTS = 10
+"""Verdicts asked of the judge before ``max_failure_rate`` is judged: one early failure is not a rate."""
 
 # "Preferred: A", "Verdict = [B]", "**Winner:** Response A", "better summary: tie"
 _LABELLED = re.compile(
@@ -207,7 +216,8 @@ class JudgeOracle(Oracle):
     # ----------------------------------------------------------------------------------------- verdicts
 
     def verdict(self, prompt: str, first: str, second: str) -> float:
-        """1 when the judge prefers ``first`` (shown as A), 0 ``second``, 0.5 a tie or no verdict."""
+        """1 when the judge prefers ``first`` (shown as A), 0 ``second``, 0.5 a tie or no verdict (a failure:
+        :class:`~oatlike.errors.OracleError` once they are more than ``max_failure_rate`` of the verdicts)."""
         cache_key = VerdictCache.key(self.model, self.template, prompt, first, second)
         if self.cache is not None:
             cached = self.cache.get(cache_key)
@@ -224,10 +234,32 @@ class JudgeOracle(Oracle):
             if verdict is not None:
                 if self.cache is not None:
                     self.cache.put(cache_key, verdict, reply)
+                self._count_verdict()
                 return verdict
-        self.count("failures")
         log.warning("judge reply without a verdict, %d times; counted as a tie: %r", attempt + 1, reply[:120])
+        self._count_verdict(failed_reply=reply)
         return 0.5
+
+    def _count_verdict(self, failed_reply: str | None = None) -> None:
+        """Count one verdict asked of the judge (``failed_reply``: the last reply of one that came without a
+        verdict) and stop the run when failures are more than ``max_failure_rate`` of the verdicts asked."""
+        with self._lock:
+            asked = self.counters["verdicts"] = self.counters.get("verdicts", 0) + 1
+            if failed_reply is None:
+                return
+            self.failures += 1
+            failures = self.failures
+        limit = self.config.max_failure_rate
+        if asked < MIN_VERDICTS or failures / asked <= limit:
+            return
+        shown = failed_reply if len(failed_reply) <= 80 else failed_reply[:79] + "…"
+        tries = self.config.malformed_retries + 1
+        raise OracleError(
+            f"{self.key}.max_failure_rate: {failures} of the {int(asked)} verdicts asked of the judge "
+            f"({100 * failures / asked:.0f}%) came without one after {tries} {'try' if tries == 1 else 'tries'} "
+            f"each, more than the {100 * limit:g}% allowed; a reply: {shown!r}; have {self.key}.template ask for "
+            f"'Preferred: A', 'B' or 'tie' (or use a model that follows it), or raise {self.key}.max_failure_rate"
+        )
 
     def _compare(self, prompts: list[str], responses_a: list[str], responses_b: list[str]) -> np.ndarray:
         probabilities = []
