@@ -6,7 +6,8 @@ arithmetic task's utility (oatlike's rule oracle; TRL's reward function), one DP
 pairs (one batch), HF ``generate`` as the engine. Measured one after another in this run:
 
 * ``local``: ``runner=local`` (one process, 2 threads: generation and training alternate);
-* ``ray sync``: ``runner=ray`` with one actor and one learner of 2 CPUs each (the phases alternate);
+* ``ray sync``: ``runner=ray`` with one actor and one learner of 2 CPUs each (the phases alternate, so the
+  private Ray is given 4 logical CPUs: ``ray.num_cpus=4``);
 * ``ray async``: ``runner=ray runner.mode=async`` with one actor and one learner of 1 CPU each: the actor
   generates step t+1 while the learner trains on step t;
 * ``TRL``: ``trl.experimental.online_dpo.OnlineDPOTrainer`` (the ``bench`` extra), same model and data.
@@ -140,7 +141,9 @@ def main() -> None:
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     results = {
         "local": time_oatlike(args, "local"),
-        "ray sync": time_oatlike(args, "ray sync", "runner=ray", "actors.num_cpus=2", "learner.num_cpus=2"),
+        "ray sync": time_oatlike(
+            args, "ray sync", "runner=ray", "ray.num_cpus=4", "actors.num_cpus=2", "learner.num_cpus=2"
+        ),
         "ray async": time_oatlike(
             args, "ray async", "runner=ray", "runner.mode=async", "actors.num_cpus=1", "learner.num_cpus=1"
         ),

@@ -4,7 +4,7 @@ it, no traceback, the exit status it should, and keeps what was collected."""
 from __future__ import annotations
 
 import pytest
-from faults import data, files, models, numerics, oracles, runs
+from faults import data, files, models, numerics, oracles, ray_start, runs
 from faults.harness import Fault, try_fault
 
 CASES: list[Fault] = [
@@ -14,6 +14,7 @@ CASES: list[Fault] = [
     *oracles.CASES,
     *data.CASES,
     *models.CASES,
+    *ray_start.CASES,
 ]
 
 

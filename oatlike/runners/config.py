@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from omegaconf import MISSING
 
-from oatlike.schema import Registry, check_at_least, check_choice
+from oatlike.schema import Registry, check, check_at_least, check_choice
 
 RUNNERS = Registry("runner")
 """The runners by name: their schema and a factory of the loop's roles."""
@@ -53,8 +53,17 @@ class RayConfig:
     address: str | None = None
     """Cluster to join: null starts a private local Ray; auto joins the one ``ray start`` made; or host:port."""
     num_cpus: int | None = None
-    """Logical CPUs of a private local Ray (null: enough for the actors and learner ranks)."""
+    """Logical CPUs of a private local Ray (null: this machine's CPUs; more oversubscribes them)."""
     include_dashboard: bool = False
     """Start Ray's dashboard with a private local Ray (costs about 1 GB of memory)."""
     namespace: str = "oatlike"
     """Ray namespace of the run's actors."""
+    startup_timeout_seconds: float = 300.0
+    """Seconds the actors and learner ranks have to be placed and built (models loaded, DeepSpeed set up);
+    past it the run stops naming those that did not start (raise it for big models or a busy cluster)."""
+
+    def __post_init__(self) -> None:
+        if self.num_cpus is not None:
+            check_at_least(self, 1, "num_cpus")
+        timeout = self.startup_timeout_seconds
+        check(timeout > 0, "startup_timeout_seconds", f"must be > 0, got {timeout}")

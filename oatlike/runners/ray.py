@@ -12,7 +12,8 @@
 Faults: an actor whose process dies is restarted by Ray (``actors.max_restarts``); the pool waits for it,
 has the weight sync bring it back (a new sync group, the current policy and π_ref), and asks it again for
 the pairs it was working on. Queries are counted from the batches that arrive, so a dead actor's lost
-work is neither lost nor counted twice. Cluster start-up and placement: :mod:`oatlike.runners.ray_cluster`.
+work is neither lost nor counted twice. Cluster start-up and placement: :mod:`oatlike.runners.ray_cluster`;
+workers that are not placed and built within ``ray.startup_timeout_seconds`` stop the run in one line.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import itertools
 import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +33,13 @@ from oatlike.builder import Builder
 from oatlike.errors import OatlikeError
 from oatlike.roles import ActorPool, Collected, LearnerGroup, Roles, Weights, WeightSync, check_probe
 from oatlike.runners.local import probe_pairs
-from oatlike.runners.ray_cluster import ensure_ray, merge_actor_metrics, merge_learner_metrics, placement
+from oatlike.runners.ray_cluster import (
+    check_cluster,
+    ensure_ray,
+    merge_actor_metrics,
+    merge_learner_metrics,
+    placement,
+)
 from oatlike.runners.ray_workers import ActorWorker, LearnerWorker
 from oatlike.types import PreferenceBatch, Prompt
 
@@ -40,6 +48,39 @@ def _get(refs: Any, timeout: float | None = None) -> Any:
     import ray
 
     return ray.get(refs, timeout=timeout)
+
+
+NOT_PLACED = "Ray could not place them (other work holds the cluster's resources: see `ray status`)"
+"""Why workers may not have started: what the checks of :func:`~oatlike.runners.ray_cluster.check_cluster`
+cannot see (resources that other work holds now)."""
+
+
+@dataclass(frozen=True)
+class StartupDeadline:
+    """When every worker must be placed and built: ``ray.startup_timeout_seconds`` after the run created
+    the first (Ray would wait without end for workers it cannot place)."""
+
+    seconds: float
+    at: float
+    """``time.monotonic()`` at the deadline."""
+
+    @classmethod
+    def after(cls, seconds: float) -> StartupDeadline:
+        return cls(seconds, time.monotonic() + seconds)
+
+    def wait(self, refs: list[Any], names: list[str], why: str) -> None:
+        """Wait until every worker's call in ``refs`` came back (done or failed), at most until the
+        deadline; those still out are named (``names``) in one line with ``why`` they may be."""
+        import ray
+
+        _, pending = ray.wait(refs, num_returns=len(refs), timeout=max(0.0, self.at - time.monotonic()))
+        if pending:
+            late = [name for name, ref in zip(names, refs, strict=True) if ref in pending]
+            listed = ", ".join(late) if len(late) <= 4 else f"{', '.join(late[:3])} and {len(late) - 3} more"
+            raise OatlikeError(
+                f"ray.startup_timeout_seconds: {listed} did not start within {self.seconds:g} s: {why}; "
+                "raise ray.startup_timeout_seconds if they are only slow"
+            )
 
 
 def _kill(workers: list[Any]) -> None:
@@ -76,9 +117,12 @@ class RayActorPool(ActorPool):
         self.on_restart: Callable[[], None] = lambda: None
         """Set by the weight sync: bring every actor back to the current weights after one restarted."""
 
-    def wait_until_built(self) -> None:
+    def wait_until_built(self, deadline: StartupDeadline) -> None:
         """Wait for every actor to be constructed (engines built; they start while the learner does)."""
-        self.infos = _get([worker.info.remote() for worker in self.workers])
+        refs = [worker.info.remote() for worker in self.workers]
+        names = [f"actor {index}" for index in range(len(refs))]
+        deadline.wait(refs, names, f"{NOT_PLACED}, or they are still building their engines")
+        self.infos = _get(refs)
 
     @property
     def needs_reference_weights(self) -> bool:
@@ -174,9 +218,11 @@ class RayActorPool(ActorPool):
 
 
 class RayLearnerGroup(LearnerGroup):
-    """``learner.num`` :class:`LearnerWorker` ranks forming one DeepSpeed world; rank 0 evaluates."""
+    """``learner.num`` :class:`LearnerWorker` ranks forming one DeepSpeed world; rank 0 evaluates. Every
+    rank is placed and its learner built by ``deadline``, or a one-line error names the ranks that were not
+    (and every rank is killed)."""
 
-    def __init__(self, builder: Builder) -> None:
+    def __init__(self, builder: Builder, deadline: StartupDeadline) -> None:
         import ray
 
         cfg = builder.config
@@ -190,8 +236,16 @@ class RayLearnerGroup(LearnerGroup):
         self.ranks: list[Any] = [
             remote.remote(cfg, rank, cfg.learner.num, cfg.learner.num_cpus) for rank in range(cfg.learner.num)
         ]
-        host, port = _get(self.ranks[0].rendezvous_address.remote())
-        self.spec = self.all("setup", host, port)[0]
+        names = [f"learner rank {rank}" for rank in range(cfg.learner.num)]
+        try:
+            deadline.wait([rank.info.remote() for rank in self.ranks], names, NOT_PLACED)
+            host, port = _get(self.ranks[0].rendezvous_address.remote())
+            setup = [rank.setup.remote(host, port) for rank in self.ranks]  # all at once: one DeepSpeed world
+            deadline.wait(setup, names, "they are still building their learners (model, DeepSpeed)")
+            self.spec = self._wait(setup)[0]
+        except BaseException:
+            self.close()
+            raise
         self._version = self._reference_version = 0
 
     def all(self, method: str, *args: Any) -> list[Any]:
@@ -348,13 +402,16 @@ class RayWeightSync(WeightSync):
 def ray_roles(builder: Builder, run_dir: Path, notify: Callable[[str], None] = print) -> Roles:
     """The roles of ``runner=ray``: Ray started (or joined), learner ranks and actors placed and synced;
     where everything runs is written to ``run_dir/ray.json``."""
-    owns_ray = ensure_ray(builder.config, builder.cache_dir)
+    config = builder.config
+    owns_ray = ensure_ray(config, builder.cache_dir)
     actors: RayActorPool | None = None
     learner: RayLearnerGroup | None = None
     try:
+        check_cluster(config, builder.policy_path, owns_ray)  # what cannot fit: one line, before any worker
+        deadline = StartupDeadline.after(config.ray.startup_timeout_seconds)
         actors = RayActorPool(builder, notify)  # the actors' processes start while the learner ranks are built
-        learner = RayLearnerGroup(builder)
-        actors.wait_until_built()
+        learner = RayLearnerGroup(builder, deadline)
+        actors.wait_until_built(deadline)
         sync = RayWeightSync(builder, actors, learner)
         (run_dir / "ray.json").write_text(json.dumps(placement(actors.workers, learner.ranks), indent=2))
         roles = RayRoles(actors, learner, sync, owns_ray)
