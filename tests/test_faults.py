@@ -4,7 +4,7 @@ it, no traceback, the exit status it should, and keeps what was collected."""
 from __future__ import annotations
 
 import pytest
-from faults import data, files, models, numerics, oracles, ray_start, runs
+from faults import data, files, models, numerics, oracles, ray_start, runs, tracking
 from faults.harness import Fault, try_fault
 
 CASES: list[Fault] = [
@@ -12,6 +12,7 @@ CASES: list[Fault] = [
     *files.CASES,
     *runs.CASES,
     *oracles.CASES,
+    *tracking.CASES,
     *data.CASES,
     *models.CASES,
     *ray_start.CASES,

@@ -4,15 +4,29 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from oatlike.schema import check_choice
+from oatlike.schema import check, check_choice
 
 
 @dataclass
 class WandbConfig:
-    """Weights & Biases logging."""
+    """Weights & Biases logging.
+
+    A run never dies for its dashboard: when ``mode=online`` cannot start (no API key, which is found without
+    a network call; a server that does not answer within ``init_timeout`` seconds or refuses the key), the
+    default ``fallback=offline`` logs the run offline into ``wandb/`` of the run folder and says so in one
+    warning line with the ``wandb sync`` command that uploads it later; ``fallback=error`` refuses instead,
+    before anything is trained, in one line. The config sent to W&B (and the command line it records) has
+    anything that looks like a secret replaced by ``<redacted>``.
+    """
 
     mode: str = "disabled"
     """disabled, offline (writes ./wandb, no network) or online."""
+    fallback: str = "offline"
+    """When online W&B cannot start (no API key, server unreachable): offline (log offline, warn, sync later)
+    or error (stop before training with one line)."""
+    init_timeout: float = 30.0
+    """Seconds to wait for the W&B server when an online run starts (then ``fallback`` applies; W&B's own
+    default is 90)."""
     project: str = "oatlike"
     """W&B project."""
     entity: str | None = None
@@ -26,6 +40,8 @@ class WandbConfig:
 
     def __post_init__(self) -> None:
         check_choice(self.mode, ("disabled", "offline", "online"), "mode")
+        check_choice(self.fallback, ("offline", "error"), "fallback")
+        check(self.init_timeout > 0, "init_timeout", f"must be > 0 seconds, got {self.init_timeout}")
 
 
 @dataclass

@@ -52,8 +52,9 @@ class Tracker:
         if resume is not None:
             drop_records_after(run_dir, self.resumed_step)
         self.start = time.perf_counter() - (0.0 if resume is None else float(resume["elapsed_seconds"]))
-        self.metrics_file: TextIO = open(run_dir / "metrics.jsonl", "a")  # noqa: SIM115 - closed in close()
+        # W&B first: when it refuses to start (tracking.wandb.fallback=error) no metrics.jsonl marks the folder as a run
         self.wandb = WandbLogger(config.wandb, run_dir, run_config, None if resume is None else resume["wandb_id"])
+        self.metrics_file: TextIO = open(run_dir / "metrics.jsonl", "a")  # noqa: SIM115 - closed in close()
         self.total_steps, self.show_progress = total_steps, config.progress
         self._bar: Any = None
         self.figures: dict[str, str] = {}
