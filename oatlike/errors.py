@@ -78,15 +78,14 @@ class StorageError(OatlikeError):
 
 
 @contextmanager
-def writing(path: Path | str, what: str) -> Iterator[None]:
-    """Turn an ``OSError`` while writing ``what`` to ``path`` into one :class:`StorageError` line."""
+def writing(path: Path | str, what: str, fix: str = "free disk space or make the folder writable") -> Iterator[None]:
+    """Turn an ``OSError`` while writing ``what`` to ``path`` into one :class:`StorageError` line ending in
+    ``fix``."""
     try:
         yield
     except OSError as error:
         reason = error.strerror or str(error)
-        raise StorageError(
-            f"cannot write {what} to {path} ({reason}); free disk space or make the folder writable"
-        ) from None
+        raise StorageError(f"cannot write {what} to {path} ({reason}); {fix}") from None
 
 
 def unwritable(folder: Path) -> str | None:

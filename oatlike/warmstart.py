@@ -32,6 +32,7 @@ from filelock import FileLock
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
+from oatlike.errors import writing
 from oatlike.models.config import ModelConfig, WarmStartConfig
 from oatlike.models.loading import damaged_weights
 from oatlike.models.sequences import pack_sequences, sequence_logps
@@ -83,9 +84,16 @@ def cache_damage(folder: Path, required: tuple[str, ...]) -> str | None:
 def _build_once(target: Path, build: Callable[[Path], None], required: tuple[str, ...]) -> Path:
     """Run ``build(scratch_folder)`` unless ``target`` holds a whole build, then rename the result into place.
 
-    A damaged ``target`` is rebuilt (with a warning). Scratch folders of builds that were killed are removed."""
+    A damaged ``target`` is rebuilt (with a warning). Scratch folders of builds that were killed are removed.
+    A cache that cannot be written (read-only, full) is one :class:`~oatlike.errors.StorageError` line."""
     if cache_damage(target, required) is None:
         return target
+    fix = "set OATLIKE_CACHE_DIR to a writable folder with free space (a cached build is only read)"
+    with writing(target.parent, "the model cache", fix):
+        return _build_locked(target, build, required)
+
+
+def _build_locked(target: Path, build: Callable[[Path], None], required: tuple[str, ...]) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target) + ".lock"):
         damage = cache_damage(target, required)  # another process may have built it meanwhile

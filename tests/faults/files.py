@@ -31,6 +31,11 @@ def disk_full_at_the_final_save(folder: Path, monkeypatch: pytest.MonkeyPatch) -
 
 READ_ONLY = Path("/sys/oatlike-run")
 
+
+def read_only_cache(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OATLIKE_CACHE_DIR", "/sys/oatlike-cache")  # nothing built there: the warm start must be
+
+
 CASES = [
     Fault(
         "run-dir-under-a-file",
@@ -63,5 +68,13 @@ CASES = [
         prepare=disk_full_at_the_final_save,
         kept=("metrics.jsonl", "summary.json", "checkpoints/state/step_000002/state.pt"),
         stop_reason="error",
+    ),
+    Fault(
+        "cache-read-only",
+        ("steps=2",),
+        r"^cannot write the model cache to /sys/oatlike-cache/(tokenizers|models) \(.+\); set OATLIKE_CACHE_DIR to "
+        r"a writable folder",
+        prepare=read_only_cache,
+        marks=(pytest.mark.skipif(unwritable(Path("/sys/oatlike-cache")) is None, reason="/sys is writable here"),),
     ),
 ]
