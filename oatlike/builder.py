@@ -161,6 +161,7 @@ class Builder:
             label_mode=self.config.oracle.label_mode,
             seed=stable_seed(self.config.seed, "actor", index),
             true_utility=self.task.utility if self.task is not None else None,
+            best_utility=self.task.best_utility if self.task is not None else None,
             reference_engine=reference,
             backbone=self.backbone(reference) if Need.CANDIDATE_FEATURES in explorer.needs else None,
         )

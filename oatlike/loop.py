@@ -65,6 +65,7 @@ class Loop:
         self.data_metrics, self.config_dict = data_metrics or {}, config_dict or {}
         self.queries = self.pairs_trained = self.last_step = 0
         self.sync_seconds = 0.0
+        self.cumulative_regret: float | None = None  # Σ regret/step (built-in tasks only)
         self.stop_reason = "completed"
         self.evaluations: dict[int, dict[str, Any]] = {}
         self.batch: PreferenceBatch | None = None  # the one being learnt (dumped if its loss blows up)
@@ -153,7 +154,12 @@ class Loop:
         """The run's query and pair counts with this batch, and its staleness."""
         self.queries += int(metrics.get("oracle/step_queries", 0))
         self.pairs_trained += sum(batch.loss_mask)
+        books: dict[str, Any] = {}
+        if "regret/step" in metrics:
+            self.cumulative_regret = (self.cumulative_regret or 0.0) + metrics["regret/step"]
+            books["regret/cumulative"] = self.cumulative_regret
         return {
+            **books,
             "oracle/queries": self.queries,
             "misc/pairs_trained": self.pairs_trained,
             "misc/staleness": self.roles.learner.version - batch.oldest_behaviour_version,
@@ -322,6 +328,7 @@ class Loop:
             "seconds": round(elapsed, 1),
             "steps_per_second": round(step / max(elapsed, 1e-9), 3),
             "sync_seconds": round(self.sync_seconds, 3),
+            **self._regrets(last),
             "checkpoint": str(final),
             "full_state_checkpoint": str(checkpoint.latest(self.run_dir)),
             "run_dir": str(self.run_dir),
@@ -330,9 +337,19 @@ class Loop:
             **{f"final/{k}": v for k, v in last.items() if k.startswith("eval/")},
         }
         totals = {k: summary[k] for k in ("stop_reason", "steps", "oracle_queries", "pairs_trained", "seconds")}
+        if "cumulative_regret" in summary:
+            totals["cumulative regret"] = round(summary["cumulative_regret"], 3)
         totals["run folder"] = str(self.run_dir)
         self.tracker.finish(summary, summary_table(first, last, totals))
         return summary
+
+    def _regrets(self, last: dict[str, Any]) -> dict[str, float]:
+        """Both regrets at the end (built-in tasks): the pairs played, summed over the run, and the greedy
+        answer's at the last evaluation."""
+        regrets = {} if self.cumulative_regret is None else {"cumulative_regret": self.cumulative_regret}
+        if "eval/regret" in last:
+            regrets["anytime_regret"] = last["eval/regret"]
+        return regrets
 
     # ------------------------------------------------------------------------------------------------ state
 
@@ -351,6 +368,7 @@ class Loop:
             "queries": self.queries,
             "pairs_trained": self.pairs_trained,
             "sync_seconds": self.sync_seconds,
+            "cumulative_regret": self.cumulative_regret,
             "evaluations": {str(step): metrics for step, metrics in self.evaluations.items()},
             "prompts": self.prompts.state_dict(),
             "draws": list(self.draws),
@@ -361,7 +379,7 @@ class Loop:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.last_step, self.queries, self.pairs_trained = state["last_step"], state["queries"], state["pairs_trained"]
-        self.sync_seconds = state["sync_seconds"]
+        self.sync_seconds, self.cumulative_regret = state["sync_seconds"], state["cumulative_regret"]
         self.evaluations = {int(step): metrics for step, metrics in state["evaluations"].items()}
         self.prompts.load_state_dict(state["prompts"])
         self.draws = deque(state["draws"])

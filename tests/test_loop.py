@@ -22,7 +22,7 @@ def test_short_run_writes_everything(tmp_path):
     assert all("oracle/queries" in r and "step" in r for r in records)
     for record in records:
         prefixes = {key.split("/")[0] for key in record if "/" in key}
-        assert prefixes <= {"train", "eval", "actor", "oracle", "misc", "explorer"}
+        assert prefixes <= {"train", "eval", "actor", "oracle", "misc", "explorer", "regret"}
     steps = [r for r in records if "train/loss" in r]
     assert [r["step"] for r in steps] == [1, 2, 3, 4]
     assert [r["step"] for r in eval_records(tmp_path)] == [0, 2, 4]

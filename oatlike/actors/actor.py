@@ -34,6 +34,16 @@ from oatlike.types import PreferenceBatch, Prompt, Rollout
 UtilityFn = Callable[[str, str], float]
 
 
+def pair_regret(utilities: np.ndarray, best: np.ndarray, pairs: np.ndarray) -> float:
+    """The explore-and-exploit (cumulative) regret of one step's duels, docs/algorithms.md §7:
+    ``Σ_i (2·u*_i − u(a_i) − u(b_i)) / 2`` over the prompts ``i`` of the step, where ``(a_i, b_i)`` is the pair
+    played (``pairs[i]`` indexes the candidates ``utilities[i]``) and ``u*_i`` the prompt's best utility
+    ``best[i]``. Every pair played counts, also one of two identical responses (no query is spent on it,
+    but the arm was played)."""
+    served = np.take_along_axis(utilities, pairs, axis=1)
+    return float((best[:, None] - served).sum() / 2)
+
+
 class Actor:
     """Generates candidates with an engine, picks pairs with an explorer and labels them with an oracle."""
 
@@ -46,6 +56,7 @@ class Actor:
         label_mode: str = "sampled",
         seed: int = 0,
         true_utility: UtilityFn | None = None,
+        best_utility: Callable[[str], float] | None = None,
         reference_engine: Engine | None = None,
         backbone: FeatureBackbone | None = None,
     ) -> None:
@@ -56,6 +67,8 @@ class Actor:
         self.label_mode = label_mode
         self.rng = np.random.default_rng(seed)
         self.true_utility = true_utility
+        self.best_utility = best_utility
+        """A prompt's best utility u* (a built-in task's), for the regret of the pairs played."""
         self.reference_engine = reference_engine
         """A frozen (or refreshed) copy of the reference policy, when the explorer needs one."""
         self.backbone = backbone
@@ -208,4 +221,7 @@ class Actor:
             metrics["actor/utility"] = float(utilities.mean())
             metrics["actor/served_utility"] = float(served.mean())
             metrics["actor/best_of_k_utility"] = float(utilities.max(axis=1).mean())
+            if self.best_utility is not None:
+                best = np.array([self.best_utility(p.text) for p in rollout.prompts])
+                metrics["regret/step"] = pair_regret(utilities, best, pairs)
         return metrics

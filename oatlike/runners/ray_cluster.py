@@ -322,7 +322,7 @@ def merge_actor_metrics(results: list[dict[str, Any]], sizes: list[int]) -> dict
         values = [r[key] for r in results if key in r]
         if key == "oracle/queries":
             continue  # per-actor running totals: the loop counts the run's queries itself
-        if key in ("actor/identical_pairs", "actor/tokens_per_second") or (
+        if key in ("actor/identical_pairs", "actor/tokens_per_second", "regret/step") or (
             key.startswith("oracle/") and key != "oracle/latency_seconds"  # each actor's oracle counters
         ):
             merged[key] = sum(values)

@@ -65,6 +65,10 @@ class Task(ABC):
     def demonstration(self, prompt: str, rng: random.Random) -> str:
         """An answer of the imperfect demonstrator (used for warm-start SFT and as reference)."""
 
+    def best_utility(self, prompt: str) -> float:
+        """u*, the utility of the prompt's best response (the regret's yardstick)."""
+        return self.utility(prompt, self.best_response(prompt))
+
     def fits(self, prompt: str) -> bool:
         """Whether the utility can score responses to ``prompt`` (it parses the prompt: data files are checked
         with this when they are read, rather than failing at the first evaluation)."""
