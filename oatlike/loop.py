@@ -379,7 +379,7 @@ class Loop:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.last_step, self.queries, self.pairs_trained = state["last_step"], state["queries"], state["pairs_trained"]
-        self.sync_seconds, self.cumulative_regret = state["sync_seconds"], state["cumulative_regret"]
+        self.sync_seconds, self.cumulative_regret = state["sync_seconds"], state.get("cumulative_regret")
         self.evaluations = {int(step): metrics for step, metrics in state["evaluations"].items()}
         self.prompts.load_state_dict(state["prompts"])
         self.draws = deque(state["draws"])
