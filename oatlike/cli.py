@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from oatlike.config import compose_dict, expand_shorthands, load_config, register_configs
 from oatlike.errors import ConfigError, OatlikeError, RunStopped, first_line, unwritable
@@ -162,6 +162,8 @@ def describe_error(error: BaseException, overrides: list[str]) -> str:
     full_key = getattr(cause, "full_key", None) or _key_from_text(text)
     if full_key and re.search(r"Key '[^']+' not in|not in struct|Could not append", text):
         return f"unknown config key '{full_key}'{_suggest_key(full_key, overrides)}"
+    if isinstance(cause, MissingMandatoryValue) and full_key:
+        return f"{full_key}: has no default and must be given: add {full_key}=... (`oatlike --help` shows what it is)"
     if isinstance(cause, OmegaConfBaseException) and full_key:
         message = getattr(cause, "msg", None) or first_line(cause)
         return f"{full_key}: {first_line(Exception(message))}"

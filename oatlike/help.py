@@ -90,8 +90,12 @@ def config_keys(cfg: DictConfig, prefix: str = "") -> list[tuple[str, str, str]]
         if isinstance(child, DictConfig) and not child._is_none() and len(child):  # null and {} are leaves
             rows.extend(config_keys(child, path + "."))
         else:
-            value = OmegaConf.to_container(child) if isinstance(child, ListConfig) else cfg[key]
-            rows.append((path, "null" if value is None else str(value), field_doc(OmegaConf.get_type(cfg), str(key))))
+            if OmegaConf.is_missing(cfg, key):
+                shown = "??? (must be given)"
+            else:
+                value = OmegaConf.to_container(child) if isinstance(child, ListConfig) else cfg[key]
+                shown = "null" if value is None else str(value)
+            rows.append((path, shown, field_doc(OmegaConf.get_type(cfg), str(key))))
     return rows
 
 

@@ -134,8 +134,10 @@ def ensure_tokenizer(cache_dir: Path) -> Path:
     return _build_once(cache_dir / "tokenizers" / f"bpe-{_digest(tokenizer_recipe())}", build, TOKENIZER_FILES)
 
 
-def warm_start_recipe(task_config: TaskConfig, size: str, warm_start: WarmStartConfig) -> dict[str, Any]:
-    return {
+def warm_start_recipe(
+    task_config: TaskConfig, size: str, warm_start: WarmStartConfig, task: Task | None = None
+) -> dict[str, Any]:
+    recipe = {
         "kind": "warm_start",
         "version": RECIPE_VERSION,
         "task": dataclasses.asdict(task_config),
@@ -143,6 +145,9 @@ def warm_start_recipe(task_config: TaskConfig, size: str, warm_start: WarmStartC
         "sft": dataclasses.asdict(warm_start),
         "tokenizer": tokenizer_recipe(),
     }
+    if task is not None and task.source_digest is not None:  # a user's task: its code is part of the recipe
+        recipe["task_source"] = task.source_digest
+    return recipe
 
 
 def ensure_policy_folder(
@@ -174,7 +179,7 @@ def ensure_policy_folder(
             cache_dir / "models" / f"tiny-{model_config.size}-untrained-{_digest(recipe)}", build_untrained, MODEL_FILES
         )
 
-    recipe = warm_start_recipe(task_config, model_config.size, warm)
+    recipe = warm_start_recipe(task_config, model_config.size, warm, task)
 
     def build(folder: Path) -> None:
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)

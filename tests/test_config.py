@@ -21,6 +21,7 @@ NEEDS = {
     ("oracle", "reward_model"): ["oracle.model=some/reward-model"],
     ("oracle", "judge"): ["oracle.model=some-judge"],
     ("oracle", "remote"): ["oracle.url=http://127.0.0.1:8000"],
+    ("task", "custom"): [f"task.target={ROOT / 'tests/tasks/example/reverse_task.py'}:ReverseTask"],
     ("explore", "apl"): ["actor.num_samples=4"],  # choosing a pair needs more than two candidates
     ("explore", "sea"): ["actor.num_samples=4"],
     ("explore", "bpo"): ["model.lora.enabled=true"],  # the LoRA ensemble

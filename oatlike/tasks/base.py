@@ -22,6 +22,7 @@ import random
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
+from oatlike.errors import ConfigError
 from oatlike.seeding import stable_seed
 from oatlike.tasks.config import TASKS, TaskConfig
 
@@ -42,8 +43,10 @@ class Task(ABC):
     """A built-in task: prompts, an exact utility, and an imperfect demonstrator."""
 
     name: str
-    prompt_form: str
+    prompt_form: str = "the task's prompts"
     """What the task's prompts look like (its utility parses them), for messages about prompts that are not."""
+    source_digest: str | None = None
+    """A digest of a user's task module (``task=custom``), part of its warm start's cache key."""
 
     def __init__(self, config: TaskConfig) -> None:
         self.seed = config.seed
@@ -89,8 +92,8 @@ class Task(ABC):
         problems = list(self.all_problems())
         random.Random(stable_seed(self.name, "split", self.seed)).shuffle(problems)
         if self.num_eval >= len(problems):
-            raise ValueError(
-                f"task.num_eval={self.num_eval} leaves no training prompts ({len(problems)} in all); lower it"
+            raise ConfigError(
+                "task.num_eval", f"{self.num_eval} leaves no training prompts ({len(problems)} in all); lower it"
             )
         chosen = problems[: self.num_eval] if split == "eval" else problems[self.num_eval :]
         return [PromptItem(p, self.reference(p)) for p in chosen]

@@ -1,8 +1,10 @@
-"""Configs of the built-in tasks (``task=arithmetic|sorting|none``)."""
+"""Configs of the built-in tasks (``task=arithmetic|sorting|none``) and of users' own (``task=custom``)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from omegaconf import MISSING
 
@@ -17,7 +19,8 @@ class TaskConfig:
     """A built-in task with a known utility (``task=arithmetic``), or ``task=none`` for real data sets."""
 
     name: str = MISSING
-    """Task name: arithmetic, sorting, or none (prompts from ``data`` only, no true utility)."""
+    """Task name: arithmetic, sorting, custom (your own Task class: ``task.target``), or none (prompts from
+    ``data`` only, no true utility)."""
     seed: int = 0
     """Seed of the task's train/eval split (independent of the run seed, so splits stay fixed)."""
     num_eval: int = 256
@@ -80,3 +83,26 @@ class NoTaskConfig(TaskConfig):
     """No built-in task: prompts come from ``data``, preferences from a model-based oracle."""
 
     name: str = "none"
+
+
+@TASKS.register("custom", "oatlike.tasks.custom:load_custom_task")
+@dataclass
+class CustomTaskConfig(TaskConfig):
+    """Your own task: a subclass of :class:`oatlike.tasks.base.Task` in your own module, built with this config
+    (``task.options`` holds its own settings). Every part that uses a built-in task uses it: the rule oracle,
+    the warm start, evaluation and regret."""
+
+    name: str = "custom"
+    target: str = MISSING
+    """``module:Class`` (a module importable from the current folder or ``sys.path``) or ``path/to/file.py:Class``
+    (relative paths are made absolute, so Ray workers on this machine find it too)."""
+    options: dict[str, Any] = field(default_factory=dict)
+    """Your task's own settings, read by its constructor from ``config.options``."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        module, colon, attribute = self.target.rpartition(":")
+        form = f"must be module:Class or file.py:Class, got {self.target!r}"
+        check(bool(colon and module and attribute), "target", form)
+        if module.endswith(".py"):
+            self.target = f"{Path(module).expanduser().resolve()}:{attribute}"
