@@ -6,16 +6,26 @@ mistyped key, an unknown option or an invalid value fails at once with one line 
 
     oatlike: error: unknown config key 'loss.bta' (did you mean 'loss.beta'?)
 
-Errors during the run (a missing data file, a NaN loss) are reported the same way, exit status 1.
+Errors during the run (a missing data file, a NaN loss) are reported the same way, exit status 1, and
+logged to the run folder's ``oatlike.log`` with the run's start line (version, command, folder).
+
+Hydra's own flags (``--cfg job|hydra|all``, ``-p``, ``--resolve``, ``--info``, ``-sc install=bash``,
+``--hydra-help``, ``-m``) are parsed by Hydra's own argument parser, in any order with the overrides, and
+handed to Hydra as it expects them (overrides first). ``-m`` with ``--cfg`` or ``--info``, which Hydra
+refuses, shows each job of the sweep in turn.
 """
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import difflib
+import logging
 import re
+import shlex
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
@@ -23,8 +33,10 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 from oatlike.config import compose_dict, expand_shorthands, load_config, register_configs
 from oatlike.errors import ConfigError, OatlikeError, RunStopped, first_line, unwritable
 from oatlike.help import config_keys, group_options, help_text, markdown_help
+from oatlike.tracking.logs import FILE_ONLY, ensure_run_log
 
 register_configs()
+log = logging.getLogger(__name__)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -33,21 +45,120 @@ def main(argv: list[str] | None = None) -> None:
     if args[:1] == [SERVE_ORACLE]:
         serve_oracle_main(args[1:])
         return
-    args = expand_shorthands(args)
-    if "-h" in args or "--help" in args:
-        overrides = [a for a in args if a not in ("-h", "--help") and not a.startswith("-")]
-        print(help_text(overrides))
-        return
     if "--markdown-help" in args:
         print(markdown_help(), end="")
         return
-    error = preflight(args)
-    if error:
+    if "--version" in args:
+        from oatlike import __version__
+
+        print(f"oatlike {__version__}")  # then Hydra's parser prints Hydra's version and exits
+    try:
+        flags = parse_flags(expand_shorthands(args))
+    except CommandLineError as error:
         print(f"oatlike: error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    problem = preflight(flags.overrides) if flags.help or _composes_oatlike_config(flags) else None
+    if problem and not (flags.help and MUST_BE_GIVEN in problem):  # --help shows what must be given
+        print(f"oatlike: error: {problem}", file=sys.stderr)
         raise SystemExit(2)
-    sys.argv = [sys.argv[0], *args]
-    _quiet_libraries()
-    _hydra_main()
+    if flags.help:  # oatlike's own help, with the values after the overrides (a sweep's first values)
+        print(help_text(_override_variants(flags.overrides)[0]))
+        return
+    if flags.multirun and (flags.cfg or flags.info):
+        _show_each_job(flags)
+        return
+    _hydra_main(hydra_argv(flags))
+
+
+# ---------------------------------------------------------------------------------------- Hydra's flags
+
+MUST_BE_GIVEN = "has no default and must be given"
+
+SHOWN_COMMANDS = {"cfg": "--cfg", "info": "--info", "shell_completion": "--shell-completion"}
+"""Hydra's commands that show something instead of running: Hydra takes one at a time."""
+
+
+class CommandLineError(ValueError):
+    """A flag Hydra's parser refuses, or flags that do not go together (one line, exit status 2)."""
+
+
+def _refuse(message: str) -> NoReturn:
+    """``argparse``'s error hook: one line instead of its usage text and exit."""
+    raise CommandLineError(message)
+
+
+def _hydra_parser() -> argparse.ArgumentParser:
+    from hydra._internal.utils import get_args_parser
+
+    parser = get_args_parser()
+    parser.prog = "oatlike"
+    parser.error = _refuse  # type: ignore[method-assign]
+    return parser
+
+
+def parse_flags(args: list[str]) -> argparse.Namespace:
+    """Hydra's flags and the overrides in ``args``, parsed by Hydra's own parser.
+
+    Flags and overrides may come in any order (``steps=3 -m seed=0,1``, ``-sc install=bash``), both
+    ``--cfg job`` and ``--cfg=job``. Combinations Hydra would stop on with a traceback are one line here;
+    ``-r`` (run, the default) is dropped, and so is ``-m`` with ``--shell-completion``, which runs nothing;
+    ``--cfg hydra --resolve`` shows the ``hydra`` package of the whole config (``--cfg all -p hydra``).
+
+    Raises:
+        CommandLineError: an unknown flag, a bad choice, two commands at once, ``--resolve`` without ``--cfg``.
+    """
+    flags = _hydra_parser().parse_intermixed_args(args)
+    shown = [flag for name, flag in SHOWN_COMMANDS.items() if getattr(flags, name)]
+    if len(shown) > 1:
+        raise CommandLineError(f"{' and '.join(shown)} cannot be given together; give one of them")
+    if flags.resolve and not (flags.cfg or flags.help):
+        raise CommandLineError("--resolve goes with --cfg (or --help): oatlike --cfg job --resolve")
+    if flags.cfg == "hydra" and flags.resolve and flags.package is None:
+        # Hydra's run folder names oatlike's keys (run_dir, algo_name, task.name), which Hydra's config alone
+        # cannot resolve: show the hydra package of the whole config instead
+        flags.cfg, flags.package = "all", "hydra"
+    flags.run = False
+    flags.multirun = flags.multirun and not flags.shell_completion
+    return flags
+
+
+def _composes_oatlike_config(flags: argparse.Namespace) -> bool:
+    """Whether the overrides are config overrides of oatlike's own config, to be checked before Hydra starts
+    (``-sc``'s are completion commands; another config file, folder or rerun is Hydra's to check)."""
+    others = (flags.shell_completion, flags.hydra_help, flags.config_path, flags.config_name, flags.config_dir)
+    return not any(others) and flags.experimental_rerun is None
+
+
+def hydra_argv(flags: argparse.Namespace, overrides: list[str] | None = None) -> list[str]:
+    """The command line for Hydra: the overrides first, then each flag given (``--flag=value``), so Hydra's
+    parser, which takes the overrides in one piece and ``--info``'s value when one follows, reads it alike."""
+    argv = list(flags.overrides if overrides is None else overrides)
+    for action in _hydra_parser()._actions:
+        value = getattr(flags, action.dest, None)
+        if not action.option_strings or action.dest in ("help", "version") or value in (None, False):
+            continue
+        flag = action.option_strings[-1] if action.option_strings[-1].startswith("--") else action.option_strings[0]
+        argv.append(flag if value is True else f"{flag}={value}")
+    return argv
+
+
+def _show_each_job(flags: argparse.Namespace) -> None:
+    """``-m`` with ``--cfg`` or ``--info``: Hydra refuses the pair; a sweep is a list of jobs (expanded by
+    Hydra's basic sweeper), so each job is shown in turn under a ``# job N: overrides`` line, composed in
+    multirun mode (``--cfg hydra`` shows the sweep's folders)."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(flags.overrides)
+    shown = argparse.Namespace(**{**vars(flags), "multirun": False})
+    root = logging.getLogger()
+    for number, job in enumerate(BasicSweeper.split_arguments(parsed, None)[0]):
+        print(f"# job {number}: {shlex.join(job)}", flush=True)
+        handlers, level = list(root.handlers), root.level
+        try:
+            _hydra_main(hydra_argv(shown, [*job, "hydra.mode=MULTIRUN"]))
+        finally:  # --info adds a handler to the root logger each time: each job's would print once more
+            root.handlers[:], root.level = handlers, level
 
 
 def _quiet_libraries() -> None:
@@ -63,30 +174,51 @@ def _run_job(cfg: DictConfig) -> Any:
     from oatlike import resume
     from oatlike.experiment import run
 
+    _quiet_libraries()
     config = load_config(cfg)
     hydra = HydraConfig.get()
     run_dir = Path(config.run_dir or hydra.runtime.output_dir)
     try:
         found = resume.locate(config, run_dir) if config.resume is not None else None
+        run_dir = run_dir if found is None else found[0]
+        ensure_run_log(run_dir)  # (Hydra's log is in its own folder, which resume=auto may not continue)
+        _log_start(config, run_dir, list(hydra.overrides.task))
         if found is not None:  # continue that run, with the checkpoint's config and the resumable overrides
-            run_dir, folder = found
-            config = resume.resumed_config(folder, list(hydra.overrides.task))
-            return run(config, run_dir, folder)
+            config = resume.resumed_config(found[1], list(hydra.overrides.task))
+            return run(config, run_dir, found[1])
         return run(config, run_dir)
     except RunStopped as stopped:
-        print(f"oatlike: {stopped}", file=sys.stderr)
+        _report(f"oatlike: {stopped}", logging.WARNING)
         raise SystemExit(stopped.exit_code) from None
     except OatlikeError as error:
-        print(f"oatlike: error: {error}", file=sys.stderr)
+        _report(f"oatlike: error: {error}", logging.ERROR)
         raise SystemExit(1) from None
     except KeyboardInterrupt:
-        print(f"oatlike: interrupted; what was collected is in {run_dir}", file=sys.stderr)
+        _report(f"oatlike: interrupted; what was collected is in {run_dir}", logging.WARNING)
         raise SystemExit(130) from None
 
 
-def _hydra_main() -> None:
+def _log_start(config: Any, run_dir: Path, overrides: list[str]) -> None:
+    """The first line of the run's ``oatlike.log``: the version, this job's command line (secrets redacted:
+    a value pasted under a secret-like key, a secret environment variable's value) and the run folder."""
+    from oatlike import __version__
+    from oatlike.tracking.wandb_logger import find_secrets, redact_text
+
+    command = redact_text(shlex.join(["oatlike", *overrides]), find_secrets(dataclasses.asdict(config)))
+    log.info("oatlike %s started: %s; run folder %s", __version__, command, run_dir.resolve())
+
+
+def _report(line: str, level: int) -> None:
+    """``line`` on stderr as it is, and in ``oatlike.log`` (only there: the console has it already)."""
+    print(line, file=sys.stderr)
+    log.log(level, "%s", line, extra=FILE_ONLY)
+
+
+def _hydra_main(argv: list[str]) -> None:
+    """Run Hydra's own main (composition, multirun, ``--cfg`` ...) on ``argv``, read from ``sys.argv``."""
     import hydra
 
+    sys.argv = [sys.argv[0], *argv]
     hydra.main(config_path="conf", config_name="config", version_base=None)(_run_job)()
 
 
@@ -120,11 +252,15 @@ def _override_variants(overrides: list[str]) -> list[list[str]]:
 
 
 def preflight(args: list[str]) -> str | None:
-    """Compose and validate the config for ``args``; the one-line error, or ``None`` when all is well."""
+    """Compose and validate the config for ``args`` (overrides, and flags, which are left to Hydra); the
+    one-line error, or ``None`` when all is well."""
     from hydra.errors import HydraException
 
-    args = expand_shorthands(args)
-    overrides = [a for a in args if not a.startswith("-") and not a.startswith(("hydra.", "hydra/", "+hydra"))]
+    try:
+        args = parse_flags(expand_shorthands(args)).overrides
+    except CommandLineError as error:
+        return str(error)
+    overrides = [a for a in args if not a.startswith(("hydra.", "hydra/", "+hydra"))]
     try:
         variants = _override_variants(overrides)
     except HydraException as error:
@@ -163,7 +299,7 @@ def describe_error(error: BaseException, overrides: list[str]) -> str:
     if full_key and re.search(r"Key '[^']+' not in|not in struct|Could not append", text):
         return f"unknown config key '{full_key}'{_suggest_key(full_key, overrides)}"
     if isinstance(cause, MissingMandatoryValue) and full_key:
-        return f"{full_key}: has no default and must be given: add {full_key}=... (`oatlike --help` shows what it is)"
+        return f"{full_key}: {MUST_BE_GIVEN}: add {full_key}=... (`oatlike --help` shows what it is)"
     if isinstance(cause, OmegaConfBaseException) and full_key:
         message = getattr(cause, "msg", None) or first_line(cause)
         return f"{full_key}: {first_line(Exception(message))}"

@@ -223,7 +223,9 @@ def supervised_fine_tune(
     )
     model.train()
     start, losses = time.perf_counter(), []
-    bar = tqdm(range(config.steps), desc=f"warm start: SFT on {task.name} demonstrations", disable=not progress)
+    bar = tqdm(
+        range(config.steps), desc=f"warm start: SFT on {task.name} demonstrations", disable=None if progress else True
+    )
     for _ in bar:
         prompt_ids, response_ids = _demonstration_batch(task, tokenizer, rng.sample(prompts, config.batch_size), rng)
         packed = pack_sequences(prompt_ids, response_ids, tokenizer.pad_token_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from helpers import oatlike, read_metrics
@@ -15,7 +16,9 @@ def _built_warm_start(warm_policy):
 
 
 def test_cli_runs_an_experiment_end_to_end(tmp_path):
-    result = oatlike("steps=3", "eval.every=0", "run_dir=run", cwd=tmp_path)
+    """... its output redirected (to pipes, as a batch job's to a file): one progress line per
+    tracking.log_every_steps, no carriage-return redraws; the run's oatlike.log starts with the start line."""
+    result = oatlike("steps=3", "eval.every=0", "run_dir=run", "tracking.log_every_steps=2", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "eval/win_rate" in result.stdout and "step 0  final" in result.stdout  # the summary table
     run = tmp_path / "run"
@@ -25,6 +28,27 @@ def test_cli_runs_an_experiment_end_to_end(tmp_path):
     assert (run / ".hydra" / "overrides.yaml").exists()
     assert json.loads((run / "summary.json").read_text())["steps"] == 3
     assert "Traceback" not in result.stderr
+    assert "\r" not in result.stderr + result.stdout
+    console = [line for line in result.stderr.splitlines() if line.startswith("oatlike: ")]
+    assert console[0] == "oatlike: start version=0.1.0 step=0/3 run_dir=run"
+    line = r"oatlike: step=2/3 queries=\d+ loss=[\d.]+ accuracy=[\d.]+ utility=[\d.]+ .* eta=[\d:]+"
+    assert re.fullmatch(line, console[1])
+    assert console[2].startswith("oatlike: end stop_reason=completed step=3/3 queries=") and len(console) == 3
+    log = (run / "oatlike.log").read_text().splitlines()
+    command = "oatlike steps=3 eval.every=0 run_dir=run tracking.log_every_steps=2"
+    assert log[0].endswith(f"[oatlike.cli][INFO] oatlike 0.1.0 started: {command}; run folder {run.resolve()}")
+    assert any(line.endswith(console[1]) for line in log)  # the progress lines too
+
+
+@pytest.mark.slow
+def test_a_failed_runs_error_line_is_in_its_log(tmp_path):
+    result = oatlike("data=files", "data.path=missing.jsonl", "run_dir=run", cwd=tmp_path)
+    assert result.returncode == 1
+    error = "oatlike: error: data.path: no such file 'missing.jsonl'; point it at a json/jsonl/parquet/csv file"
+    assert result.stderr.splitlines()[-1] == error and result.stderr.count("data.path") == 1  # once on the console
+    log = (tmp_path / "run" / "oatlike.log").read_text().splitlines()
+    assert "oatlike 0.1.0 started: oatlike data=files data.path=missing.jsonl run_dir=run" in log[0]
+    assert log[-1].endswith(f"[oatlike.cli][ERROR] {error}")
 
 
 @pytest.mark.slow

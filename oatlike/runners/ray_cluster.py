@@ -30,6 +30,8 @@ import numpy as np
 from oatlike.config import Config
 from oatlike.errors import ConfigError, OatlikeError
 
+log = logging.getLogger(__name__)
+
 FORWARDED_ENV = (
     "HF_HUB_OFFLINE",
     "HF_DATASETS_OFFLINE",
@@ -75,16 +77,27 @@ def ensure_ray(config: Config, cache_dir: Path) -> bool:
     if config.ray.address is None:
         os.environ.pop("RAY_ADDRESS", None)  # a private Ray: never attach to another run's cluster
         # num_cpus=None: Ray counts this machine's CPUs (cgroup limits included); more only when asked
-        ray.init(
+        context = ray.init(
             address="local", num_cpus=config.ray.num_cpus, include_dashboard=config.ray.include_dashboard, **options
         )
     else:
         reachable_address(config.ray.address)
         try:
-            ray.init(address=config.ray.address, **options)
+            context = ray.init(address=config.ray.address, **options)
         except ConnectionError as error:
             raise OatlikeError(f"ray.address: cannot reach a Ray cluster at {config.ray.address!r}: {error}") from None
+    log_worker_logs(getattr(context, "address_info", {}).get("session_dir"), config.ray.address is not None)
     return True
+
+
+def log_worker_logs(session_dir: str | None, cluster: bool) -> None:
+    """Say in the run's log where the Ray workers' logs are: their output is not sent to the driver
+    (``log_to_driver=False``), so a worker's traceback is in Ray's session folder (on a cluster, in the
+    folder of that name on the worker's node)."""
+    if session_dir is None:
+        return
+    where = " on each node of the cluster" if cluster else ""
+    log.info("Ray workers' logs: %s%s", Path(session_dir) / "logs", where)
 
 
 def reachable_address(address: str) -> str:

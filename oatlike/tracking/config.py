@@ -49,6 +49,23 @@ class TrackingConfig:
     """Console, files and W&B."""
 
     progress: bool = True
-    """Show a progress bar with the key figures on the console."""
+    """Show the run's progress on the console: a bar with the key figures on a terminal, one line every
+    log_every_steps steps or log_every_seconds seconds when the output is not a terminal (a batch job's log
+    file); false: only the start and end lines."""
+    log_every_steps: int = 10
+    """Steps between two progress lines (when the output is not a terminal; they also go to oatlike.log);
+    0: by time only."""
+    log_every_seconds: float = 60.0
+    """A progress line also once this many seconds passed since the previous one, however few steps; 0: by
+    steps only."""
     wandb: WandbConfig = field(default_factory=WandbConfig)
     """W&B settings."""
+
+    def __post_init__(self) -> None:
+        steps = self.log_every_steps
+        check(steps >= 0, "log_every_steps", f"must be >= 0 (0: by time only), got {steps}")
+        check(
+            self.log_every_seconds >= 0,
+            "log_every_seconds",
+            f"must be >= 0 seconds (0: by steps only), got {self.log_every_seconds}",
+        )

@@ -1,4 +1,5 @@
-"""Run tracking: ``metrics.jsonl``, W&B, the console progress bar and the final summary table.
+"""Run tracking: ``metrics.jsonl``, W&B, the console (a bar or progress lines: :mod:`.console`) and the final
+summary table.
 
 Every record carries ``step`` and ``oracle/queries`` (the sample-efficiency x-axis) besides its metrics,
 grouped by prefix: ``train/``, ``eval/``, ``actor/``, ``oracle/``, ``misc/``.
@@ -12,18 +13,9 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from tqdm.auto import tqdm
-
 from oatlike.tracking.config import TrackingConfig
+from oatlike.tracking.console import Console
 from oatlike.tracking.wandb_logger import WandbLogger
-
-PROGRESS_FIGURES = {
-    "train/loss": "loss",
-    "train/reward_accuracy": "acc",
-    "eval/win_rate": "win",
-    "eval/utility": "util",
-    "oracle/queries": "queries",
-}
 
 
 def _json_safe(value: Any) -> Any:
@@ -33,7 +25,8 @@ def _json_safe(value: Any) -> Any:
 
 
 class Tracker:
-    """Writes every record to ``metrics.jsonl`` and W&B, and keeps the console bar current.
+    """Writes every record to ``metrics.jsonl`` and W&B, and keeps the console current (:class:`Console`
+    on ``stream``, stderr by default: its start line is printed here).
 
     ``resume`` (a :meth:`state_dict` of an earlier tracker of this run folder) continues that run: the records
     and evaluation files after its step are dropped, the clock and the W&B run go on.
@@ -46,6 +39,7 @@ class Tracker:
         run_config: dict[str, Any],
         total_steps: int,
         resume: dict[str, Any] | None = None,
+        stream: TextIO | None = None,
     ) -> None:
         self.run_dir = run_dir
         self.resumed_step = 0 if resume is None else int(resume["step"])
@@ -55,23 +49,10 @@ class Tracker:
         # W&B first: when it refuses to start (tracking.wandb.fallback=error) no metrics.jsonl marks the folder as a run
         self.wandb = WandbLogger(config.wandb, run_dir, run_config, None if resume is None else resume["wandb_id"])
         self.metrics_file: TextIO = open(run_dir / "metrics.jsonl", "a")  # noqa: SIM115 - closed in close()
-        self.total_steps, self.show_progress = total_steps, config.progress
-        self._bar: Any = None
-        self.figures: dict[str, str] = {}
+        self.total_steps = total_steps
+        self.console = Console(config, total_steps, self.resumed_step, stream)
+        self.console.start(run_dir)
         self.queries = 0
-
-    @property
-    def bar(self) -> Any:
-        """The console progress bar, drawn from the first record on (so start-up errors print cleanly)."""
-        if self._bar is None:
-            self._bar = tqdm(
-                total=self.total_steps,
-                initial=self.resumed_step,
-                desc="online alignment",
-                unit="step",
-                disable=not self.show_progress,
-            )
-        return self._bar
 
     def log(self, step: int, metrics: dict[str, Any]) -> None:
         """Record ``metrics`` for ``step`` (adds ``oracle/queries`` and elapsed seconds)."""
@@ -85,14 +66,11 @@ class Tracker:
         self.metrics_file.write(json.dumps({k: _json_safe(v) for k, v in record.items()}) + "\n")
         self.metrics_file.flush()
         self.wandb.log({k: v for k, v in record.items() if k != "step"}, step=step)
-        for key, label in PROGRESS_FIGURES.items():
-            if key in record and isinstance(record[key], int | float):
-                value = record[key]
-                self.figures[label] = f"{value:.3f}" if isinstance(value, float) else str(value)
-        self.bar.set_postfix(self.figures, refresh=False)
+        self.console.record(record)
 
     def advance(self) -> None:
-        self.bar.update(1)
+        """One step done: the bar moves, or a progress line is printed when one is due."""
+        self.console.advance(self.elapsed())
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.start
@@ -102,20 +80,21 @@ class Tracker:
         return {"step": step, "elapsed_seconds": self.elapsed(), "wandb_id": self.wandb.run_id}
 
     def message(self, text: str) -> None:
-        """Print ``text`` on the console without breaking the progress bar."""
-        self.bar.write(text)
+        """Print ``text`` on the console without breaking the progress bar (and log it)."""
+        self.console.print(text)
 
     def finish(self, summary: dict[str, Any], table: str | None = None) -> None:
-        """Write ``summary.json``, give the summary to W&B, close everything, then print ``table`` if any."""
+        """Write ``summary.json``, give the summary to W&B, close everything, print the end line, then
+        ``table`` if any."""
         (self.run_dir / "summary.json").write_text(json.dumps({k: _json_safe(v) for k, v in summary.items()}, indent=2))
         self.wandb.summary(summary)
+        self.console.end(summary, self.elapsed())
         self.close()
         if table:
             print("\n" + table, flush=True)
 
     def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
+        self.console.close()
         if not self.metrics_file.closed:
             self.metrics_file.close()
         self.wandb.close()

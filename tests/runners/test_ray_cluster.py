@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from ray.cluster_utils import Cluster
@@ -50,3 +51,6 @@ def test_run_spreads_actors_and_learner_over_two_nodes(tmp_path, two_nodes):
     assert summary["steps"] == 3 and summary["oracle_queries"] == summary["pairs_trained"]
     # the run's actors are gone; the cluster it joined is not
     assert all(node.remaining_processes_alive() for node in cluster.list_all_nodes())
+    # the driver's log says where the workers' logs are (their output is not sent to the driver)
+    logs = Path(cluster.head_node.get_session_dir_path()) / "logs"
+    assert f"Ray workers' logs: {logs} on each node of the cluster" in (tmp_path / "run" / "oatlike.log").read_text()
