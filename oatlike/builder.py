@@ -20,6 +20,7 @@ from oatlike.data.prompts import PromptSet, encode_prompt_sets, read_prompt_item
 from oatlike.engines.base import Engine, EngineSite, SamplingParams, build_engine
 from oatlike.engines.hf import HFEngine
 from oatlike.errors import ConfigError
+from oatlike.eval.config import default_eval_oracle
 from oatlike.eval.evaluator import Evaluator
 from oatlike.exploration.base import LearnerExplorer, Need, build_actor_explorer, build_learner_explorer
 from oatlike.exploration.features import FeatureBackbone
@@ -94,10 +95,12 @@ class Builder:
         return self._oracle.fork()
 
     def eval_oracle(self) -> Oracle:
-        """The evaluation oracle (``eval.oracle``, by default the training one) with counters of its own."""
-        if self.config.eval.oracle is None:
+        """The evaluation oracle with counters of its own: ``eval.oracle``, by default the task's noiseless
+        utility on a built-in task, else the training oracle (:func:`~oatlike.eval.config.default_eval_oracle`)."""
+        config = default_eval_oracle(self.config.eval, self.config.oracle, self.task is not None)
+        if config is None:
             return self.oracle()
-        return build_oracle(self.config.eval.oracle, OracleSite(self.task, self.device, "eval.oracle", self.cache_dir))
+        return build_oracle(config, OracleSite(self.task, self.device, "eval.oracle", self.cache_dir))
 
     def learner_explorer(self) -> LearnerExplorer:
         """The learner side of the explorer (every rank has its own)."""

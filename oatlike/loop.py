@@ -33,6 +33,7 @@ from oatlike.errors import (
     StorageError,
     first_line,
 )
+from oatlike.eval.config import describe_eval_oracle
 from oatlike.eval.evaluator import save_generations
 from oatlike.roles import Roles
 from oatlike.tracking.tracker import Tracker, summary_table
@@ -329,6 +330,7 @@ class Loop:
             "steps_per_second": round(step / max(elapsed, 1e-9), 3),
             "sync_seconds": round(self.sync_seconds, 3),
             **self._regrets(last),
+            "eval_oracle": describe_eval_oracle(self.config.eval, self.config.oracle, self.config.task.name != "none"),
             "checkpoint": str(final),
             "full_state_checkpoint": str(checkpoint.latest(self.run_dir)),
             "run_dir": str(self.run_dir),

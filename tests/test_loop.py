@@ -167,3 +167,21 @@ def test_nan_loss_stops_and_keeps_what_was_collected(tmp_path, monkeypatch):
     assert len((tmp_path / "failed_batch.jsonl").read_text().splitlines()) == 32
     weights = load_causal_lm(str(tmp_path / "checkpoints" / "last")).state_dict()
     assert all(torch.isfinite(w).all() for w in weights.values())
+
+
+def test_evaluation_on_a_task_is_noiseless_whatever_the_training_oracle(tmp_path):
+    clean = run(make_config(tmp_path / "clean", "steps=1", "eval.every=0"), tmp_path / "clean")
+    noisy = run(
+        make_config(tmp_path / "noisy", "steps=1", "eval.every=0", "oracle.label_noise=0.4"), tmp_path / "noisy"
+    )
+    # the same initial policy, judged alike: noisy annotators in training do not shrink the win rate to 0.5
+    assert noisy["initial/eval/win_rate"] == clean["initial/eval/win_rate"] != 0.5
+    assert noisy["eval_oracle"].startswith("rule, noiseless")
+    judged = run(
+        make_config(tmp_path / "judged", "steps=1", "eval.every=0", "eval.oracle=rule", "eval.oracle.label_noise=0.4"),
+        tmp_path / "judged",
+    )
+    assert (
+        judged["initial/eval/win_rate"] != clean["initial/eval/win_rate"]
+        and judged["eval_oracle"] == "rule (eval.oracle)"
+    )
