@@ -178,6 +178,7 @@ def _run_job(cfg: DictConfig) -> Any:
     config = load_config(cfg)
     hydra = HydraConfig.get()
     run_dir = Path(config.run_dir or hydra.runtime.output_dir)
+    _group_sweep(config, hydra)
     try:
         found = resume.locate(config, run_dir) if config.resume is not None else None
         run_dir = run_dir if found is None else found[0]
@@ -196,6 +197,19 @@ def _run_job(cfg: DictConfig) -> Any:
     except KeyboardInterrupt:
         _report(f"oatlike: interrupted; what was collected is in {run_dir}", logging.WARNING)
         raise SystemExit(130) from None
+
+
+def _group_sweep(config: Any, hydra: Any) -> None:
+    """A job of a sweep (``-m``): its W&B run joins the sweep's group (the sweep folder's name, unless
+    ``tracking.wandb.group`` is set) and is tagged with the job's overrides (``algo=sea``, ``seed=1``)."""
+    from hydra.types import RunMode
+
+    if hydra.mode != RunMode.MULTIRUN:
+        return
+    wandb = config.tracking.wandb
+    wandb.group = wandb.group or Path(hydra.sweep.dir).name
+    kept = [o for o in hydra.overrides.task if not o.lstrip("+~").startswith(("run_dir=", "tracking.", "hydra"))]
+    wandb.tags = [*wandb.tags, *(tag for tag in kept if tag not in wandb.tags)]
 
 
 def _log_start(config: Any, run_dir: Path, overrides: list[str]) -> None:

@@ -180,6 +180,8 @@ class Loop:
             save_generations(self.run_dir / "eval", step, records)
         metrics["oracle/queries"] = self.queries
         self.tracker.log(step, metrics)
+        if self.config.eval.save_generations:
+            self.tracker.generations(step, records)
         self.evaluations[step] = metrics
 
     def save_state(self, step: int, pending: Any = None) -> Ready | None:

@@ -19,8 +19,9 @@ class WandbConfig:
     anything that looks like a secret replaced by ``<redacted>``.
     """
 
-    mode: str = "disabled"
-    """disabled, offline (writes ./wandb, no network) or online."""
+    mode: str | None = None
+    """disabled, offline (writes ./wandb in the run folder, no network) or online; null: the ``WANDB_MODE``
+    environment variable if it is set, else disabled."""
     fallback: str = "offline"
     """When online W&B cannot start (no API key, server unreachable): offline (log offline, warn, sync later)
     or error (stop before training with one line)."""
@@ -32,14 +33,15 @@ class WandbConfig:
     entity: str | None = None
     """W&B entity (team or user)."""
     group: str | None = None
-    """Run group (for sweeps)."""
+    """Run group; null: in a sweep (``-m``), the sweep's folder name, so its runs are grouped."""
     name: str | None = None
     """Run name (default: the run folder's name)."""
     tags: list[str] = field(default_factory=list)
-    """Run tags."""
+    """Run tags; in a sweep (``-m``) the job's overrides are added (``algo=sea``, ``seed=1``)."""
 
     def __post_init__(self) -> None:
-        check_choice(self.mode, ("disabled", "offline", "online"), "mode")
+        if self.mode is not None:
+            check_choice(self.mode, ("disabled", "offline", "online"), "mode")
         check_choice(self.fallback, ("offline", "error"), "fallback")
         check(self.init_timeout > 0, "init_timeout", f"must be > 0 seconds, got {self.init_timeout}")
 

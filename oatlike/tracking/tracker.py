@@ -68,6 +68,10 @@ class Tracker:
         self.wandb.log({k: v for k, v in record.items() if k != "step"}, step=step)
         self.console.record(record)
 
+    def generations(self, step: int, records: list[dict[str, Any]]) -> None:
+        """An evaluation's generations (prompt, answer, reference, utility, ...), as a W&B table."""
+        self.wandb.table("eval/generations", records, step, self.queries)
+
     def advance(self) -> None:
         """One step done: the bar moves, or a progress line is printed when one is due."""
         self.console.advance(self.elapsed())

@@ -28,6 +28,8 @@ from oatlike.tracking.config import WandbConfig
 
 log = logging.getLogger(__name__)
 
+QUERY_AXIS = "oracle/queries"
+"""The x-axis of every W&B chart (W&B's ``define_metric``): oracle queries, not steps."""
 REDACTED = "<redacted>"
 SECRET_KEY = re.compile(r"(^|[_.-])(api_?key|token|secret|password|passwd|credentials?|authorization|auth)$", re.I)
 """Config keys whose value is a secret (``api_key``, ``hf_token``; not ``max_tokens`` nor ``api_key_env``)."""
@@ -45,7 +47,8 @@ class WandbLogger:
 
     def __init__(self, config: WandbConfig, run_dir: Path, run_config: dict[str, Any], run_id: str | None = None):
         self.run = None
-        if config.mode == "disabled":
+        mode = resolved_mode(config)
+        if mode == "disabled":
             return
         import wandb
 
@@ -63,10 +66,13 @@ class WandbLogger:
             "resume": "allow" if run_id else None,
         }
         with _redacted_argv(secrets):
-            if config.mode == "offline":
+            if mode == "offline":
                 self.run = wandb.init(mode="offline", **options)
             else:
                 self.run = self._start_online(config, options, secrets)
+        # oracle queries, the sample-efficiency axis, is every chart's x-axis (each record carries it)
+        self.run.define_metric(QUERY_AXIS)
+        self.run.define_metric("*", step_metric=QUERY_AXIS)
 
     @staticmethod
     def _start_online(config: WandbConfig, options: dict[str, Any], secrets: set[str]) -> Any:
@@ -104,6 +110,16 @@ class WandbLogger:
         if self.run is not None:
             self.run.log(metrics, step=step)
 
+    def table(self, key: str, rows: list[dict[str, Any]], step: int, queries: int) -> None:
+        """``rows`` (dicts with the same keys) as a W&B table under ``key`` (an evaluation's generations)."""
+        if self.run is None or not rows:
+            return
+        import wandb
+
+        columns: list[str | int] = list(rows[0])
+        data = [[row.get(str(column)) for column in columns] for row in rows]
+        self.run.log({key: wandb.Table(columns=columns, data=data), QUERY_AXIS: queries}, step=step)
+
     def summary(self, values: dict[str, Any]) -> None:
         if self.run is not None:
             self.run.summary.update(values)
@@ -117,6 +133,22 @@ class WandbLogger:
             self.run.finish()
             self.run = None
             wandb.teardown()
+
+
+def resolved_mode(config: WandbConfig) -> str:
+    """``tracking.wandb.mode``, or when it is null the ``WANDB_MODE`` environment variable (W&B's own: set to
+    ``dryrun`` it means offline), else disabled."""
+    if config.mode is not None:
+        return config.mode
+    mode = os.environ.get("WANDB_MODE", "disabled").strip().lower()
+    mode = {"dryrun": "offline", "run": "online"}.get(mode, mode)
+    if mode not in ("disabled", "offline", "online"):
+        raise ConfigError(
+            "tracking.wandb.mode",
+            f"null takes the WANDB_MODE environment variable, which is {mode!r}: "
+            "set it to disabled, offline or online, or set tracking.wandb.mode",
+        )
+    return mode
 
 
 def find_secrets(config: dict[str, Any]) -> set[str]:
