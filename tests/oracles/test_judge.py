@@ -338,19 +338,25 @@ def test_vllm_judge_in_the_online_loop(vllm_server, tmp_path, tiny_untrained):
     template = tmp_path / "short.txt"
     template.write_text("Q: {prompt}\nA: {response_a}\nB: {response_b}\nBetter:")
     token_b = AutoTokenizer.from_pretrained(tiny_untrained).convert_tokens_to_ids("B")
+    judge = [
+        f"base_url={vllm_server}",
+        "model=tiny-judge",
+        f"template={template}",
+        "max_tokens=1",
+        "cache=false",
+    ]
     config = make_config(
         tmp_path / "run",
         "steps=1",
         "eval.every=0",
         "data.max_eval_prompts=8",
         "oracle=judge",
-        f"oracle.base_url={vllm_server}",
-        "oracle.model=tiny-judge",
-        f"oracle.template={template}",
-        "oracle.max_tokens=1",
-        "oracle.cache=false",
+        *(f"oracle.{option}" for option in judge),
+        "eval.oracle=judge",  # (on a task the evaluation would otherwise be judged by its utility)
+        *(f"eval.oracle.{option}" for option in judge),
     )
-    config.oracle.extra_body = {"logit_bias": {str(token_b): 100}}  # the reply is always "B"
+    for oracle in (config.oracle, config.eval.oracle):
+        oracle.extra_body = {"logit_bias": {str(token_b): 100}}  # type: ignore[union-attr]  # the reply is always "B"
     summary = run(config, tmp_path / "run")
     assert summary["steps"] == 1 and summary["final/eval/win_rate"] == 0.5
     step = next(r for r in read_metrics(tmp_path / "run") if "train/loss" in r)

@@ -54,7 +54,13 @@ def rule_server(tmp_path_factory):
 
 
 def test_served_oracle_in_the_online_loop(rule_server, tmp_path):
-    overrides = ["oracle=remote", f"oracle.url={rule_server.url}", "oracle.batch_size=8", "oracle.concurrency=4"]
+    remote = [f"url={rule_server.url}", "batch_size=8", "concurrency=4"]
+    overrides = [
+        "oracle=remote",
+        *(f"oracle.{option}" for option in remote),
+        "eval.oracle=remote",  # (on a task the evaluation would otherwise be judged by its utility)
+        *(f"eval.oracle.{option}" for option in remote),
+    ]
     config = make_config(tmp_path, "steps=3", "eval.every=0", "data.max_eval_prompts=64", *overrides)
     summary = run(config, tmp_path)
     assert summary["steps"] == 3 and summary["stop_reason"] == "completed"
