@@ -112,7 +112,7 @@ class BonusInputs:
 @dataclass(frozen=True)
 class AdapterEnsemble:
     """The policy as ``size`` LoRA adapters on one frozen base, each with its own optimizer, merged by
-    ``merge`` (``linear`` or ``delta_mean``, :func:`~oatlike.models.lora.merge_lora_delta`) to sample."""
+    ``merge`` (``linear`` or ``delta_mean``, :func:`~oatlike.models.lora.merge_lora_ensemble`) to sample."""
 
     size: int
     merge: str

@@ -16,7 +16,7 @@ judged against the reference of the π_β that sampled it, also when it is train
 pending pair needs it. For stability the policy is an ensemble of ``ensemble_size`` LoRA adapters on one
 frozen base, each stepped separately with its own optimizer on the same batch and behaviour log-probs
 (:class:`~oatlike.learner.ensemble.LoraEnsembleLearner`); the model that samples, serves as reference and
-is evaluated is their uniform merge (:func:`~oatlike.models.lora.merge_lora_delta`).
+is evaluated is their uniform merge (:func:`~oatlike.models.lora.merge_lora_ensemble`).
 """
 
 from __future__ import annotations

@@ -133,15 +133,23 @@ def _quiet_deepspeed_logs() -> Iterator[None]:
         logger.setLevel(level)
 
 
+@contextlib.contextmanager
+def gathered(module: torch.nn.Module, zero_stage: int) -> Iterator[None]:
+    """Inside, ``module``'s parameters are whole on every rank (ZeRO-3 partitions gathered, read-only: changes
+    are not written back); below stage 3 they already are. Collective under ZeRO-3: every rank enters."""
+    if zero_stage != 3:
+        yield
+        return
+    import deepspeed
+
+    with deepspeed.zero.GatheredParameters(list(module.parameters()), modifier_rank=None):
+        yield
+
+
 def gathered_state_dict(module: torch.nn.Module, zero_stage: int) -> dict[str, torch.Tensor]:
     """Full (unpartitioned) copies of ``module``'s weights, on the CPU; gathers ZeRO-3 partitions."""
-    if zero_stage == 3:
-        import deepspeed
-
-        params = list(module.parameters())
-        with deepspeed.zero.GatheredParameters(params, modifier_rank=None):
-            return {name: tensor.detach().to("cpu", copy=True) for name, tensor in module.state_dict().items()}
-    return {name: tensor.detach().to("cpu", copy=True) for name, tensor in module.state_dict().items()}
+    with gathered(module, zero_stage):
+        return {name: tensor.detach().to("cpu", copy=True) for name, tensor in module.state_dict().items()}
 
 
 def load_module_state(module: torch.nn.Module, state: dict[str, torch.Tensor], zero_stage: int) -> None:

@@ -7,8 +7,9 @@ behaviour-reference log-probs (computed once per pair), so member k steps on its
     for each micro-batch:  for k in members:  adapter k on → s_θk(y_w), s_θk(y_l) → ℓ_DAP → engine_k.step()
 
 The model that samples, serves as the (behaviour) reference and is evaluated is the members' uniform
-merge, by the rule of ``explore.merge`` (:func:`~oatlike.models.lora.merge_lora_delta`); it is also what
-the weight-sync probe scores on the learner side, in a plain copy of the base model.
+merge, by the rule of ``explore.merge`` (:func:`~oatlike.models.lora.merge_lora_ensemble`, PEFT's deltas on
+any architecture); it is also what the weight-sync probe scores on the learner side, in a plain copy of the
+base model.
 """
 
 from __future__ import annotations
@@ -20,9 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from oatlike.learner.ds import gathered_state_dict
 from oatlike.learner.learner import Learner
-from oatlike.models.lora import merge_lora_ensemble
+from oatlike.models.lora import add_merge_slot, merge_lora_ensemble
 from oatlike.models.sequences import model_sequence_logps, pack_sequences
 
 
@@ -66,6 +66,8 @@ class LoraEnsembleLearner(Learner):
         """One DeepSpeed engine per adapter of ``module`` (a PEFT model); the first one is ``self.engine``."""
         self.ensemble = module
         self.adapters = list(module.peft_config)  # type: ignore[arg-type]
+        if self.merge == "linear":  # before the engines: PEFT's new adapter resets which adapters are trainable
+            add_merge_slot(module, self.adapters)
         self.members = []
         for adapter in self.adapters:
             view = AdapterView(module, adapter)
@@ -91,10 +93,7 @@ class LoraEnsembleLearner(Learner):
 
     def weights(self) -> dict[str, torch.Tensor]:
         """The merged ensemble under the base model's names (what samples, is the reference, is evaluated)."""
-        state_dict = gathered_state_dict(self.ensemble, self.config.zero_stage)
-        configs: Any = self.ensemble.peft_config
-        scalings = {name: configs[name].lora_alpha / configs[name].r for name in self.adapters}
-        return merge_lora_ensemble(state_dict, scalings, self.merge)
+        return merge_lora_ensemble(self.ensemble, self.adapters, self.merge, self.config.zero_stage)
 
     @torch.no_grad()
     def probe_logps(self, prompt_ids: list[list[int]], response_ids: list[list[int]]) -> list[float]:

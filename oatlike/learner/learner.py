@@ -50,15 +50,21 @@ from oatlike.types import OWN_RESPONSE_IDS, PreferenceBatch
 CACHED_NAMES = {"chosen": "reference_chosen", "rejected": "reference_rejected", "own": "reference_own"}
 
 
+DROPOUT_ATTRIBUTES = ("attention_dropout", "dropout", "layerdrop")
+"""Float probabilities that modules apply by hand: attention dropout passed to SDPA (Llama, Qwen2), OPT's
+``F.dropout(p=self.dropout)``, and LayerDrop (OPT and other BART-style decoders skip whole layers)."""
+
+
 def disable_dropout(model: torch.nn.Module) -> None:
-    """Set every dropout probability of ``model`` to 0 (modules and attention-dropout attributes), as TRL's
-    ``disable_dropout_in_model``; LoRA's own dropout is left as configured."""
+    """Set every dropout probability of ``model`` to 0 (``nn.Dropout`` modules, as GPT-2's attn/resid/embd
+    dropout, GPT-NeoX's and Phi's, and :data:`DROPOUT_ATTRIBUTES`), as TRL's ``disable_dropout_in_model``;
+    LoRA's own dropout is left as configured."""
     for name, module in model.named_modules():
         if "lora_dropout" in name:
             continue
         if isinstance(module, torch.nn.Dropout):
             module.p = 0.0
-        for attribute in ("attention_dropout", "dropout"):  # floats some attention modules pass to SDPA
+        for attribute in DROPOUT_ATTRIBUTES:
             if isinstance(getattr(module, attribute, None), float):
                 setattr(module, attribute, 0.0)
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from oatlike.schema import check, check_at_least, check_choice
 
 DTYPE_NAMES = ("float32", "bfloat16", "float16")
+ALL_LINEAR = "all-linear"
+"""PEFT's target for every linear layer (``nn.Linear``, GPT-2's ``Conv1D``) but the output head."""
 
 
 @dataclass
@@ -42,15 +44,20 @@ class LoraConfig:
     """LoRA scaling numerator (``lora_alpha``)."""
     dropout: float = 0.0
     """Dropout on the LoRA input."""
-    target_modules: list[str] = field(
-        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-    )
-    """Module names that get adapters."""
+    target_modules: list[str] = field(default_factory=lambda: [ALL_LINEAR])
+    """Layers that get adapters: [all-linear] (PEFT's: every linear layer but the output head, on any
+    architecture: q/k/v/o and gate/up/down_proj on Llama and Qwen2, c_attn, c_proj and c_fc on GPT-2), or
+    short layer names such as [q_proj, v_proj]; a name that matches no linear layer is refused."""
 
     def __post_init__(self) -> None:
         check_at_least(self, 1, "r")
         check(0.0 <= self.dropout < 1.0, "dropout", f"must be in [0, 1), got {self.dropout}")
         check(bool(self.target_modules), "target_modules", "must name at least one module")
+        check(
+            ALL_LINEAR not in self.target_modules or len(self.target_modules) == 1,
+            "target_modules",
+            f"{ALL_LINEAR} stands alone (it already names every linear layer), got {list(self.target_modules)}",
+        )
 
 
 @dataclass
