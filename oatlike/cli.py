@@ -45,6 +45,11 @@ def main(argv: list[str] | None = None) -> None:
     if args[:1] == [SERVE_ORACLE]:
         serve_oracle_main(args[1:])
         return
+    if args[:1] == [COMPARE]:
+        from oatlike.compare import compare_main
+
+        compare_main(args[1:])
+        return
     if "--markdown-help" in args:
         print(markdown_help(), end="")
         return
@@ -337,6 +342,9 @@ def _suggest_key(full_key: str, overrides: list[str]) -> str:
     match = difflib.get_close_matches(leaf, [str(k) for k in keys], n=1)
     return f" (did you mean '{parent + '.' if parent else ''}{match[0]}'?)" if match else ""
 
+
+COMPARE = "compare"
+"""``oatlike compare RUN_DIR...`` (:mod:`oatlike.compare`): finished runs side by side, with seed intervals."""
 
 # ------------------------------------------------------------------------------------------ serve-oracle
 

@@ -130,6 +130,12 @@ class Config:
                 "eval.oracle",
                 "eval.oracle=rule scores responses with a built-in task's utility; choose task=arithmetic|sorting",
             )
+        if self.eval.target_utility is not None:
+            check(
+                self.task.name != "none",
+                "eval.target_utility",
+                "eval/utility is the built-in task's utility; task=none has none: choose a task or drop the key",
+            )
         if self.model.name == "tiny":
             check(
                 self.task.name != "none" or not self.model.warm_start.enabled,

@@ -73,6 +73,11 @@ class OracleError(OatlikeError):
     """The preference oracle could not answer (unreachable server, malformed reply after retries)."""
 
 
+class CompareError(OatlikeError):
+    """What ``oatlike compare`` was given cannot be compared: a folder that is not a run, a metric or an axis
+    that the runs do not record."""
+
+
 class StorageError(OatlikeError):
     """A file or folder of the run cannot be written (permissions, a full disk, a read-only file system)."""
 

@@ -29,6 +29,8 @@ examples:
   oatlike -m algo=dpo,ipo,simpo seed=0,1,2    a sweep (Hydra multirun), runs under runs/multirun/
   oatlike oracle=pairrm eval.oracle=rule      PairRM labels the pairs; the task's utility judges evaluation
   oatlike serve-oracle oracle=pairrm          serve an oracle over HTTP (oatlike serve-oracle --help)
+  oatlike compare RUN_DIR RUN_DIR ...         compare finished runs: table with seed intervals, compare.png
+                                              (oatlike compare --help)
 """
 
 
@@ -104,6 +106,7 @@ def help_text(overrides: list[str]) -> str:
     cfg = compose_dict(*overrides)
     lines = [
         "usage: oatlike [group=option ...] [key=value ...] [-m] [--cfg job] [--help]",
+        "       oatlike serve-oracle [key=value ...]       oatlike compare RUN_DIR... [--metric M] [--target T]",
         "",
         "Online alignment of language models from preference feedback (python -m oatlike works too).",
         "",

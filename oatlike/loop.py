@@ -34,6 +34,7 @@ from oatlike.errors import (
     first_line,
 )
 from oatlike.eval.config import describe_eval_oracle
+from oatlike.eval.curves import curve, mean_over_range, x_to_reach
 from oatlike.eval.evaluator import save_generations
 from oatlike.roles import Roles
 from oatlike.tracking.tracker import Tracker, summary_table
@@ -90,6 +91,7 @@ class Loop:
             self.batch = None
             self.batch, metrics = self.collect(pending)  # actors: generate K → select → query → label
             pending = self.submit() if self.may_prefetch(step) else None  # async: collect step t+1 now
+            queries_before = self.queries
             metrics.update(self.count(self.batch, metrics))
             metrics.update(learner.learn(self.batch))  # learner: buffer → DAP loss (+ bonus) → optimizer step
             self.draws.popleft()
@@ -100,8 +102,8 @@ class Loop:
                 learner.refresh_reference()
                 metrics.update(sync.push("reference"))
             self.log(step, metrics)
-            if step == self.config.steps or (self.config.eval.every and step % self.config.eval.every == 0):
-                self.evaluate(step)
+            if step == self.config.steps or self.config.eval.due(step, queries_before, self.queries):
+                self.evaluate(step)  # on the step grid (eval.every) or the query grid (eval.every_queries)
             every = self.config.learner.checkpoint_every
             if self.stop_requested or (every and step % every == 0):  # full state: periodic, SIGTERM, Ctrl-C
                 pending = self.save_state(step, pending)
@@ -317,6 +319,7 @@ class Loop:
             "checkpoint": str(self.run_dir / "checkpoints" / "last"),
             "full_state_checkpoint": None if latest is None else str(latest),
             "run_dir": str(self.run_dir),
+            **self._sample_efficiency(),
         }
         self.tracker.finish(summary)
 
@@ -333,6 +336,7 @@ class Loop:
             "sync_seconds": round(self.sync_seconds, 3),
             **self._regrets(last),
             "eval_oracle": describe_eval_oracle(self.config.eval, self.config.oracle, self.config.task.name != "none"),
+            **self._sample_efficiency(),
             "checkpoint": str(final),
             "full_state_checkpoint": str(checkpoint.latest(self.run_dir)),
             "run_dir": str(self.run_dir),
@@ -354,6 +358,22 @@ class Loop:
         if "eval/regret" in last:
             regrets["anytime_regret"] = last["eval/regret"]
         return regrets
+
+    def _sample_efficiency(self) -> dict[str, float | None]:
+        """The utility curve's instruments (built-in tasks; :mod:`oatlike.eval.curves`): ``utility_auc``, the
+        area under eval/utility against oracle/queries over the evaluations (trapezoid rule) divided by the
+        query range, i.e. the mean utility over the run's budget (null with a single query count); and with
+        ``eval.target_utility``, ``queries_to_target``, the queries at which eval/utility first reached it,
+        interpolated between the two evaluations around it (null if never)."""
+        evaluations = [self.evaluations[step] for step in sorted(self.evaluations)]
+        queries, utilities = curve(evaluations, "eval/utility")
+        if len(utilities) == 0:
+            return {}
+        instruments = {"utility_auc": mean_over_range(queries, utilities)}
+        target = self.config.eval.target_utility
+        if target is not None:
+            instruments |= {"target_utility": target, "queries_to_target": x_to_reach(queries, utilities, target)}
+        return instruments
 
     # ------------------------------------------------------------------------------------------------ state
 

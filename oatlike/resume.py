@@ -25,6 +25,8 @@ RESUMABLE = (
     "resume",
     "run_dir",
     "eval.every",
+    "eval.every_queries",
+    "eval.target_utility",
     "eval.save_generations",
     "eval.max_new_tokens",
     "tracking.",

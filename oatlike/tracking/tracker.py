@@ -1,5 +1,5 @@
-"""Run tracking: ``metrics.jsonl``, W&B, the console (a bar or progress lines: :mod:`.console`) and the final
-summary table.
+"""Run tracking: ``metrics.jsonl``, W&B, the console (a bar or progress lines: :mod:`.console`), the final
+summary table and ``curves.png``.
 
 Every record carries ``step`` and ``oracle/queries`` (the sample-efficiency x-axis) besides its metrics,
 grouped by prefix: ``train/``, ``eval/``, ``actor/``, ``oracle/``, ``misc/``.
@@ -8,6 +8,7 @@ grouped by prefix: ``train/``, ``eval/``, ``actor/``, ``oracle/``, ``misc/``.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from pathlib import Path
@@ -16,6 +17,8 @@ from typing import Any, TextIO
 from oatlike.tracking.config import TrackingConfig
 from oatlike.tracking.console import Console
 from oatlike.tracking.wandb_logger import WandbLogger
+
+log = logging.getLogger(__name__)
 
 
 def _json_safe(value: Any) -> Any:
@@ -88,14 +91,27 @@ class Tracker:
         self.console.print(text)
 
     def finish(self, summary: dict[str, Any], table: str | None = None) -> None:
-        """Write ``summary.json``, give the summary to W&B, close everything, print the end line, then
-        ``table`` if any."""
+        """Write ``summary.json``, give the summary to W&B, close everything, plot ``curves.png``, print the end
+        line, then ``table`` if any."""
         (self.run_dir / "summary.json").write_text(json.dumps({k: _json_safe(v) for k, v in summary.items()}, indent=2))
         self.wandb.summary(summary)
         self.console.end(summary, self.elapsed())
         self.close()
+        self.plot_curves()
         if table:
             print("\n" + table, flush=True)
+
+    def plot_curves(self) -> None:
+        """``curves.png`` from the complete ``metrics.jsonl`` (:func:`oatlike.plots.plot_run_curves`). A plot
+        that fails (a broken matplotlib, a full disk) is one warning: the run and its files are already kept."""
+        try:
+            from oatlike.plots import plot_run_curves
+
+            records = [json.loads(line) for line in (self.run_dir / "metrics.jsonl").read_text().splitlines() if line]
+            plot_run_curves(records, self.run_dir / "curves.png", title=self.run_dir.name)
+        except Exception as error:
+            path, kind = self.run_dir / "curves.png", type(error).__name__
+            log.warning("could not plot %s (%s: %s); the run is kept", path, kind, error)
 
     def close(self) -> None:
         self.console.close()
