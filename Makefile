@@ -24,7 +24,7 @@ TORCH_INDEX ?=
 ARGS ?=
 PYTEST_ARGS ?=
 # pytest-xdist workers (one module at a time each, the longest first: tests/conftest.py)
-TEST_WORKERS ?= 2
+TEST_WORKERS ?= 3
 
 BIN := $(VENV)/bin
 PIP_INDEX := $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX),)
