@@ -10,9 +10,9 @@ Errors during the run (a missing data file, a NaN loss) are reported the same wa
 logged to the run folder's ``oatlike.log`` with the run's start line (version, command, folder).
 
 Hydra's own flags (``--cfg job|hydra|all``, ``-p``, ``--resolve``, ``--info``, ``-sc install=bash``,
-``--hydra-help``, ``-m``) are parsed by Hydra's own argument parser, in any order with the overrides, and
-handed to Hydra as it expects them (overrides first). ``-m`` with ``--cfg`` or ``--info``, which Hydra
-refuses, shows each job of the sweep in turn.
+``--hydra-help``, ``-m``) are parsed by Hydra's own argument parser (:mod:`oatlike.hydra_flags`), in any order
+with the overrides, and handed to Hydra as it expects them (overrides first). ``-m`` with ``--cfg`` or
+``--info``, which Hydra refuses, shows each job of the sweep in turn.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import re
 import shlex
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
@@ -33,6 +33,7 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 from oatlike.config import compose_dict, expand_shorthands, load_config, register_configs
 from oatlike.errors import ConfigError, OatlikeError, RunStopped, first_line, unwritable
 from oatlike.help import config_keys, group_options, help_text, markdown_help
+from oatlike.hydra_flags import CommandLineError, composes_oatlike_config, hydra_argv, parse_flags
 from oatlike.tracking.logs import FILE_ONLY, ensure_run_log
 
 register_configs()
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
     except CommandLineError as error:
         print(f"oatlike: error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
-    problem = preflight(flags.overrides) if flags.help or _composes_oatlike_config(flags) else None
+    problem = preflight(flags.overrides) if flags.help or composes_oatlike_config(flags) else None
     if problem and not (flags.help and MUST_BE_GIVEN in problem):  # --help shows what must be given
         print(f"oatlike: error: {problem}", file=sys.stderr)
         raise SystemExit(2)
@@ -78,73 +79,6 @@ def main(argv: list[str] | None = None) -> None:
 # ---------------------------------------------------------------------------------------- Hydra's flags
 
 MUST_BE_GIVEN = "has no default and must be given"
-
-SHOWN_COMMANDS = {"cfg": "--cfg", "info": "--info", "shell_completion": "--shell-completion"}
-"""Hydra's commands that show something instead of running: Hydra takes one at a time."""
-
-
-class CommandLineError(ValueError):
-    """A flag Hydra's parser refuses, or flags that do not go together (one line, exit status 2)."""
-
-
-def _refuse(message: str) -> NoReturn:
-    """``argparse``'s error hook: one line instead of its usage text and exit."""
-    raise CommandLineError(message)
-
-
-def _hydra_parser() -> argparse.ArgumentParser:
-    from hydra._internal.utils import get_args_parser
-
-    parser = get_args_parser()
-    parser.prog = "oatlike"
-    parser.error = _refuse  # type: ignore[method-assign]
-    return parser
-
-
-def parse_flags(args: list[str]) -> argparse.Namespace:
-    """Hydra's flags and the overrides in ``args``, parsed by Hydra's own parser.
-
-    Flags and overrides may come in any order (``steps=3 -m seed=0,1``, ``-sc install=bash``), both
-    ``--cfg job`` and ``--cfg=job``. Combinations Hydra would stop on with a traceback are one line here;
-    ``-r`` (run, the default) is dropped, and so is ``-m`` with ``--shell-completion``, which runs nothing;
-    ``--cfg hydra --resolve`` shows the ``hydra`` package of the whole config (``--cfg all -p hydra``).
-
-    Raises:
-        CommandLineError: an unknown flag, a bad choice, two commands at once, ``--resolve`` without ``--cfg``.
-    """
-    flags = _hydra_parser().parse_intermixed_args(args)
-    shown = [flag for name, flag in SHOWN_COMMANDS.items() if getattr(flags, name)]
-    if len(shown) > 1:
-        raise CommandLineError(f"{' and '.join(shown)} cannot be given together; give one of them")
-    if flags.resolve and not (flags.cfg or flags.help):
-        raise CommandLineError("--resolve goes with --cfg (or --help): oatlike --cfg job --resolve")
-    if flags.cfg == "hydra" and flags.resolve and flags.package is None:
-        # Hydra's run folder names oatlike's keys (run_dir, algo_name, task.name), which Hydra's config alone
-        # cannot resolve: show the hydra package of the whole config instead
-        flags.cfg, flags.package = "all", "hydra"
-    flags.run = False
-    flags.multirun = flags.multirun and not flags.shell_completion
-    return flags
-
-
-def _composes_oatlike_config(flags: argparse.Namespace) -> bool:
-    """Whether the overrides are config overrides of oatlike's own config, to be checked before Hydra starts
-    (``-sc``'s are completion commands; another config file, folder or rerun is Hydra's to check)."""
-    others = (flags.shell_completion, flags.hydra_help, flags.config_path, flags.config_name, flags.config_dir)
-    return not any(others) and flags.experimental_rerun is None
-
-
-def hydra_argv(flags: argparse.Namespace, overrides: list[str] | None = None) -> list[str]:
-    """The command line for Hydra: the overrides first, then each flag given (``--flag=value``), so Hydra's
-    parser, which takes the overrides in one piece and ``--info``'s value when one follows, reads it alike."""
-    argv = list(flags.overrides if overrides is None else overrides)
-    for action in _hydra_parser()._actions:
-        value = getattr(flags, action.dest, None)
-        if not action.option_strings or action.dest in ("help", "version") or value in (None, False):
-            continue
-        flag = action.option_strings[-1] if action.option_strings[-1].startswith("--") else action.option_strings[0]
-        argv.append(flag if value is True else f"{flag}={value}")
-    return argv
 
 
 def _show_each_job(flags: argparse.Namespace) -> None:

@@ -34,7 +34,7 @@ from oatlike.errors import (
     first_line,
 )
 from oatlike.eval.config import describe_eval_oracle
-from oatlike.eval.curves import curve, mean_over_range, x_to_reach
+from oatlike.eval.curves import regrets, sample_efficiency
 from oatlike.eval.evaluator import save_generations
 from oatlike.roles import Roles
 from oatlike.tracking.tracker import Tracker, summary_table
@@ -309,37 +309,32 @@ class Loop:
                 self.roles.learner.save(str(self.run_dir / "checkpoints" / "last"))
         except Exception as error:  # the policy may be unreachable (a dead learner): keep the metrics anyway
             log.error("could not save the policy: %s", error)
-        latest = checkpoint.latest(self.run_dir)
-        summary = {
-            "stop_reason": reason,
-            "steps": self.last_step,
-            "oracle_queries": self.queries,
-            "pairs_trained": self.pairs_trained,
-            "seconds": round(self.tracker.elapsed(), 1),
-            "checkpoint": str(self.run_dir / "checkpoints" / "last"),
-            "full_state_checkpoint": None if latest is None else str(latest),
-            "run_dir": str(self.run_dir),
-            **self._sample_efficiency(),
-        }
-        self.tracker.finish(summary)
+        summary = self._books(self.last_step, self.run_dir / "checkpoints" / "last")
+        self.tracker.finish({**summary, **sample_efficiency(self.evaluations, self.config.eval.target_utility)})
 
-    def _summarise(self, step: int, final: Path) -> dict[str, Any]:
-        first, last = self.evaluations[min(self.evaluations)], self.evaluations[step]
-        elapsed = self.tracker.elapsed()
-        summary = {
+    def _books(self, step: int, policy: Path) -> dict[str, Any]:
+        """What every summary starts with: why and when the run stopped, its counts, where its policy is."""
+        latest = checkpoint.latest(self.run_dir)
+        return {
             "stop_reason": self.stop_reason,
             "steps": step,
             "oracle_queries": self.queries,
             "pairs_trained": self.pairs_trained,
-            "seconds": round(elapsed, 1),
-            "steps_per_second": round(step / max(elapsed, 1e-9), 3),
-            "sync_seconds": round(self.sync_seconds, 3),
-            **self._regrets(last),
-            "eval_oracle": describe_eval_oracle(self.config.eval, self.config.oracle, self.config.task.name != "none"),
-            **self._sample_efficiency(),
-            "checkpoint": str(final),
-            "full_state_checkpoint": str(checkpoint.latest(self.run_dir)),
+            "seconds": round(self.tracker.elapsed(), 1),
+            "checkpoint": str(policy),
+            "full_state_checkpoint": None if latest is None else str(latest),
             "run_dir": str(self.run_dir),
+        }
+
+    def _summarise(self, step: int, final: Path) -> dict[str, Any]:
+        first, last = self.evaluations[min(self.evaluations)], self.evaluations[step]
+        summary = {
+            **self._books(step, final),
+            "steps_per_second": round(step / max(self.tracker.elapsed(), 1e-9), 3),
+            "sync_seconds": round(self.sync_seconds, 3),
+            **regrets(self.cumulative_regret, last),
+            "eval_oracle": describe_eval_oracle(self.config.eval, self.config.oracle, self.config.task.name != "none"),
+            **sample_efficiency(self.evaluations, self.config.eval.target_utility),
             **self.roles.summary(),
             **{f"initial/{k}": v for k, v in first.items() if k.startswith("eval/")},
             **{f"final/{k}": v for k, v in last.items() if k.startswith("eval/")},
@@ -350,30 +345,6 @@ class Loop:
         totals["run folder"] = str(self.run_dir)
         self.tracker.finish(summary, summary_table(first, last, totals))
         return summary
-
-    def _regrets(self, last: dict[str, Any]) -> dict[str, float]:
-        """Both regrets at the end (built-in tasks): the pairs played, summed over the run, and the greedy
-        answer's at the last evaluation."""
-        regrets = {} if self.cumulative_regret is None else {"cumulative_regret": self.cumulative_regret}
-        if "eval/regret" in last:
-            regrets["anytime_regret"] = last["eval/regret"]
-        return regrets
-
-    def _sample_efficiency(self) -> dict[str, float | None]:
-        """The utility curve's instruments (built-in tasks; :mod:`oatlike.eval.curves`): ``utility_auc``, the
-        area under eval/utility against oracle/queries over the evaluations (trapezoid rule) divided by the
-        query range, i.e. the mean utility over the run's budget (null with a single query count); and with
-        ``eval.target_utility``, ``queries_to_target``, the queries at which eval/utility first reached it,
-        interpolated between the two evaluations around it (null if never)."""
-        evaluations = [self.evaluations[step] for step in sorted(self.evaluations)]
-        queries, utilities = curve(evaluations, "eval/utility")
-        if len(utilities) == 0:
-            return {}
-        instruments = {"utility_auc": mean_over_range(queries, utilities)}
-        target = self.config.eval.target_utility
-        if target is not None:
-            instruments |= {"target_utility": target, "queries_to_target": x_to_reach(queries, utilities, target)}
-        return instruments
 
     # ------------------------------------------------------------------------------------------------ state
 

@@ -68,3 +68,27 @@ def x_to_reach(xs: Sequence[float] | np.ndarray, ys: Sequence[float] | np.ndarra
         return float(xs[0])
     below, above = first - 1, first  # ys[below] < target <= ys[above]: np.interp's xp increases
     return float(np.interp(target, [ys[below], ys[above]], [xs[below], xs[above]]))
+
+
+def regrets(cumulative: float | None, last: dict[str, Any]) -> dict[str, float]:
+    """Both regrets at the end of a run (built-in tasks, docs/algorithms.md §7): ``cumulative_regret`` of the
+    pairs played, summed over the run, and ``anytime_regret``, the greedy answer's at the last evaluation."""
+    found = {} if cumulative is None else {"cumulative_regret": cumulative}
+    if "eval/regret" in last:
+        found["anytime_regret"] = last["eval/regret"]
+    return found
+
+
+def sample_efficiency(evaluations: dict[int, dict[str, Any]], target: float | None) -> dict[str, float | None]:
+    """The utility curve's instruments of a run's ``evaluations`` (by step; built-in tasks): ``utility_auc``,
+    the area under eval/utility against oracle/queries (trapezoid rule) divided by the query range, i.e. the
+    mean utility over the run's budget (null with a single query count); and with a ``target``
+    (``eval.target_utility``), ``queries_to_target``, the queries at which eval/utility first reached it,
+    interpolated between the two evaluations around it (null if never)."""
+    queries, utilities = curve([evaluations[step] for step in sorted(evaluations)], "eval/utility")
+    if len(utilities) == 0:
+        return {}
+    instruments: dict[str, float | None] = {"utility_auc": mean_over_range(queries, utilities)}
+    if target is not None:
+        instruments |= {"target_utility": target, "queries_to_target": x_to_reach(queries, utilities, target)}
+    return instruments

@@ -59,6 +59,13 @@ START_A_CLUSTER = (
 )
 
 
+def ray_get(refs: Any, timeout: float | None = None) -> Any:
+    """``ray.get`` (Ray imported only when a Ray runner runs)."""
+    import ray
+
+    return ray.get(refs, timeout=timeout)
+
+
 def ensure_ray(config: Config, cache_dir: Path) -> bool:
     """Connect to (or start) Ray; returns whether this run started it (and so must stop it). A cluster's
     address is tried first (:func:`reachable_address`): ``ray.init`` would wait for it without end."""
