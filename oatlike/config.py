@@ -187,6 +187,26 @@ def _run_dir_of(run_dir: str | None, resume: str | None, default: str) -> str:
     return resume if resume not in (None, "auto") else default
 
 
+FOLDER_NAME_OVERRIDES = 80
+"""Most characters of the overrides in a run folder's name; longer ones are cut and end in a digest."""
+
+
+def folder_overrides(overrides: str, prefix: str = "-", skip: str = "") -> str:
+    """Hydra's ``override_dirname`` (``loss.beta=0.2,seed=1``) made safe for one folder name: ``prefix`` and
+    the overrides, without those of the keys in ``skip`` (comma-separated: what the name already shows), ``/``
+    (a path's) written ``_``, cut to :data:`FOLDER_NAME_OVERRIDES` characters with a digest of the whole, so
+    that two runs with different overrides never share a folder; empty without overrides."""
+    import hashlib
+
+    skipped = tuple(f"{key}=" for key in skip.split(",") if key)
+    kept = [item for item in overrides.split(",") if item and not item.startswith(skipped)] if overrides else []
+    text = ",".join(kept).replace("/", "_").replace(" ", "_")
+    if len(text) > FOLDER_NAME_OVERRIDES:
+        digest = hashlib.sha256(text.encode()).hexdigest()[:8]
+        text = f"{text[: FOLDER_NAME_OVERRIDES - 9]}~{digest}"
+    return f"{prefix}{text}" if text else ""
+
+
 def register_configs() -> None:
     """Put the root schema and every registered option in Hydra's config store (idempotent)."""
     from hydra.core.config_store import ConfigStore
@@ -197,6 +217,7 @@ def register_configs() -> None:
         OmegaConf.register_new_resolver(
             "oatlike_hydra_subdir", lambda resume: ".hydra" if resume is None else ".hydra-resume"
         )
+        OmegaConf.register_new_resolver("oatlike_overrides", folder_overrides)
     store = ConfigStore.instance()
     store.store(name="oatlike_schema", node=Config)
     for group, registry in REGISTRIES.items():

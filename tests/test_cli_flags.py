@@ -5,6 +5,7 @@ line, and flags that cannot go together are one line too."""
 from __future__ import annotations
 
 import logging
+import re
 
 import pytest
 import yaml
@@ -138,3 +139,19 @@ def test_bad_flags_and_overrides_are_one_line(capsys, args, message):
     status, out, err = run_cli(capsys, *args)
     assert status == 2 and out == ""
     assert err == f"oatlike: error: {message}\n"
+
+
+def test_run_folders_are_named_by_their_overrides(capsys):
+    cli.main(["--cfg", "hydra", "--resolve", "algo=ipo", "seed=3", "data.path=/a/b.jsonl", "tracking.progress=false"])
+    (run_dir,) = [line.split()[1] for line in capsys.readouterr().out.splitlines() if line.startswith("  dir: runs/2")]
+    # the algorithm and task as before, then the other overrides (a path's / made _; the console's left out)
+    assert re.fullmatch(r"runs/\d{4}-\d\d-\d\d/\d\d-\d\d-\d\d-ipo-arithmetic-data\.path=_a_b\.jsonl,seed=3", run_dir)
+
+
+def test_long_overrides_are_cut_with_a_digest_so_folders_never_collide():
+    from oatlike.config import folder_overrides
+
+    assert folder_overrides("algo=sea,seed=1,task=sorting", "-", "algo,task") == "-seed=1"
+    assert folder_overrides("", "-", "algo,task") == "" == folder_overrides("algo=sea", "-", "algo")
+    first, second = (folder_overrides(f"loss.beta=0.{n}," + "x" * 100) for n in (1, 2))
+    assert len(first) == len(second) == 81 and first.startswith("-loss.beta=0.1,xxx") and first != second
