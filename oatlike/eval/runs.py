@@ -19,30 +19,12 @@ import numpy as np
 
 from oatlike.errors import CompareError
 from oatlike.eval.curves import curve
+from oatlike.resume import RESUMABLE
 
-BOOKKEEPING = (
-    "seed",
-    "run_dir",
-    "resume",
-    "cache_dir",
-    "tracking.",
-    "serve.",
-    "ray.",
-    "eval.every",
-    "eval.every_queries",
-    "eval.target_utility",
-    "eval.save_generations",
-    "learner.checkpoint_every",
-    "learner.keep_checkpoints",
-    "actors.num_cpus",
-    "actors.num_gpus",
-    "actors.resources",
-    "actors.max_restarts",
-    "learner.num_cpus",
-    "learner.num_gpus",
-    "learner.resources",
-    "weight_sync.timeout_seconds",
-)
+CHANGES_RESULTS = ("steps", "oracle.max_queries", "eval.max_new_tokens")
+"""Keys a resumed run may change (:data:`~oatlike.resume.RESUMABLE`) that still make runs different experiments:
+how long they ran, their budget, how their answers were evaluated."""
+BOOKKEEPING = ("seed", "serve.", *(key for key in RESUMABLE if key not in CHANGES_RESULTS))
 """Keys that never make two runs different experiments (a trailing dot: every key below it): the seed (the
 unit of replication), where the run and its workers ran, what was logged, and when it was evaluated (the
 evaluation grid samples the curve; it does not change it)."""
