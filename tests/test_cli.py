@@ -55,7 +55,7 @@ def test_a_failed_runs_error_line_is_in_its_log(tmp_path):
 def test_python_dash_m_and_default_run_folder(tmp_path):
     result = oatlike("steps=1", "eval.every=0", "algo=simpo", cwd=tmp_path, module=True)
     assert result.returncode == 0, result.stderr[-2000:]
-    runs = list((tmp_path / "runs").glob("*/*-simpo-arithmetic"))
+    runs = list((tmp_path / "runs").glob("*/*-simpo-arithmetic-eval.every=0,steps=1"))  # named by its overrides
     assert len(runs) == 1 and (runs[0] / "summary.json").exists()
 
 
