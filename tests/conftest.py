@@ -65,17 +65,30 @@ def warm_policy(cache_dir: Path) -> Path:
 
 
 FIRST = (
-    "oracles/test_oracles_in_the_loop.py",  # trains a reward model on a sorting warm start (minutes, once)
-    "learning/test_learning.py",
+    "oracles/test_oracles_in_the_loop.py",  # builds the sorting warm start and a reward model first (minutes)
+    "runners/test_matrix.py::TestRayAsyncTwoRanksExplorers",
     "learning/test_learning_explorers.py",
-    "runners/test_matrix.py",
+    "runners/test_matrix.py::TestRayAsyncTwoRanksLosses",
+    "test_resume.py",
+    "runners/test_matrix.py::TestRaySync",
+    "runners/test_ray.py",
+    "learning/test_learning.py",
+    "test_cli.py",
+    "test_faults.py",
 )
-"""The longest modules, started first so that workers finish together (the rest keep collection order)."""
+"""The longest work units of ``--dist loadscope`` (a module, or a class of one), longest first, so that the
+workers start on them and finish together (the rest keep collection order). The Makefile passes
+``--no-loadscope-reorder``: by default pytest-xdist orders units by their number of tests instead."""
+
+
+def _unit_rank(item: pytest.Item) -> int:
+    """Where ``item``'s unit (its module, or ``module::Class``) stands in FIRST (a module matches its classes)."""
+    path, _, rest = item.nodeid.partition("::")
+    unit = f"/{path}::{rest.split('::')[0]}" if "::" in rest else f"/{path}"
+    return next(
+        (i for i, name in enumerate(FIRST) if unit.endswith(f"/{name}") or f"/{path}".endswith(f"/{name}")), len(FIRST)
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    def rank(item: pytest.Item) -> int:
-        path = item.path.as_posix()
-        return next((i for i, suffix in enumerate(FIRST) if path.endswith(suffix)), len(FIRST))
-
-    items.sort(key=rank)  # stable: the order within a module and among the rest is kept
+    items.sort(key=_unit_rank)  # stable: the order within a unit and among the rest is kept

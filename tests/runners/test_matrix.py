@@ -49,12 +49,9 @@ RUNNERS = {
     ],
 }
 LOSS_ONLY = {"cdpo", "rdpo", "ipo", "slic"}
-CASES = [
-    (algo, runner)
-    for algo in group_options("algo")
-    for runner in RUNNERS
-    if (algo, runner) not in {(a, "ray-sync") for a in LOSS_ONLY}
-]
+ALGOS = group_options("algo")
+EXPLORING = [a for a in ALGOS if a in {"apl", "bpo", "copo", "sea", "selm", "xpo"}]
+"""The presets with an explorer (their own actor- and learner-side code); the rest differ in the loss only."""
 REFRESHING = {"selm": ["explore.reference_refresh_every=1"], "copo": ["explore.reference_refresh_every=1"]}
 """SELM and COPO iterate π_ref every step here, so that refreshes meet async collection."""
 
@@ -66,11 +63,38 @@ def ray_cluster(tmp_path_factory, cache_dir):
     ray.shutdown()
 
 
-@pytest.mark.parametrize(("algo", "runner"), CASES, ids=[f"{a}-{r}" for a, r in CASES])
-def test_every_algorithm_on_every_runner(tmp_path, ray_cluster, algo, runner):
+# One class per runner (the async one in two halves): pytest-xdist's --dist loadscope hands each class to
+# a worker of its own, so the matrix runs on all workers at once.
+class TestLocal:
+    @pytest.mark.parametrize("algo", ALGOS)
+    def test_every_algorithm(self, tmp_path, algo):
+        check_the_loop(tmp_path, algo, "local")
+
+
+class TestRaySync:
+    @pytest.mark.parametrize("algo", [a for a in ALGOS if a not in LOSS_ONLY])
+    def test_every_algorithm(self, tmp_path, ray_cluster, algo):
+        check_the_loop(tmp_path, algo, "ray-sync")
+
+
+class TestRayAsyncTwoRanksExplorers:
+    @pytest.mark.parametrize("algo", EXPLORING)
+    def test_every_algorithm(self, tmp_path, ray_cluster, algo):
+        check_the_loop(tmp_path, algo, "ray-async-2ranks")
+
+
+class TestRayAsyncTwoRanksLosses:
+    @pytest.mark.parametrize("algo", [a for a in ALGOS if a not in EXPLORING])
+    def test_every_algorithm(self, tmp_path, ray_cluster, algo):
+        check_the_loop(tmp_path, algo, "ray-async-2ranks")
+
+
+def check_the_loop(tmp_path, algo: str, runner: str) -> None:
+    """Run ``algo=<algo>`` for STEPS steps under ``runner`` and check the loop's invariants (module docstring)."""
     zero = [f"learner.zero_stage={2 if algo == 'bpo' else 3}"] if "2ranks" in runner else []
     overrides = [f"algo={algo}", *SMALL, *REFRESHING.get(algo, []), *RUNNERS[runner], *zero]
     config = make_config(tmp_path, *overrides)
+    assert (config.explore.name != "passive") == (algo in EXPLORING), "EXPLORING: the presets with an explorer"
     summary = run(config, tmp_path)
     records = step_records(tmp_path)
     asynchronous = config.runner.mode == "async"
