@@ -30,7 +30,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
-from oatlike.config import compose_dict, expand_shorthands, load_config, register_configs
+from oatlike.config import compose_dict, expand_shorthands, load_config, register_configs, runs_root
 from oatlike.errors import ConfigError, OatlikeError, RunStopped, first_line, unwritable
 from oatlike.help import config_keys, group_options, help_text, markdown_help
 from oatlike.hydra_flags import CommandLineError, composes_oatlike_config, hydra_argv, parse_flags
@@ -119,7 +119,7 @@ def _run_job(cfg: DictConfig) -> Any:
     run_dir = Path(config.run_dir or hydra.runtime.output_dir)
     _group_sweep(config, hydra)
     try:
-        found = resume.locate(config, run_dir) if config.resume is not None else None
+        found = resume.locate(config, run_dir, runs_root()) if config.resume is not None else None
         run_dir = run_dir if found is None else found[0]
         ensure_run_log(run_dir)  # (Hydra's log is in its own folder, which resume=auto may not continue)
         _log_start(config, run_dir, list(hydra.overrides.task))
@@ -227,7 +227,7 @@ def preflight(args: list[str]) -> str | None:
     for config in configs:
         key, folder = ("run_dir", config.run_dir) if config.run_dir else ("resume", config.resume)
         if folder is None or folder == "auto":
-            key, folder = "run_dir", "."  # the default runs/... folder is made in the working directory
+            key, folder = "run_dir", str(runs_root())  # where the default runs/... folder is made
         problem = unwritable(Path(folder))
         if problem:
             return f"{key}: cannot write the run folder {folder!r}: {problem}; choose another {key}"

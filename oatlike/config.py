@@ -63,11 +63,13 @@ class Config:
     device: str = "auto"
     """cpu, cuda, or auto (cuda when available)."""
     run_dir: str | None = None
-    """Run folder (metrics, config, eval generations, checkpoints); default: Hydra's output folder."""
+    """Run folder (metrics, config, eval generations, checkpoints); default: Hydra's output folder under runs/
+    (or $OATLIKE_RUNS_DIR; in a Ray job, whose working directory Ray deletes, ~/oatlike-runs)."""
     resume: str | None = None
     """Continue a run from its newest full-state checkpoint: its folder, or auto (the run in run_dir if it has
-    one, else the newest run of this config under runs/; none: a new run). Only keys that cannot change what
-    was computed so far may be overridden (steps, eval.*, tracking.*, learner.checkpoint_every, ...)."""
+    one, else the newest run of this config under runs/ ($OATLIKE_RUNS_DIR); none: a new run). Only keys that
+    cannot change what was computed so far may be overridden (steps, eval.*, tracking.*, learner.checkpoint_every,
+    ...)."""
     cache_dir: str | None = None
     """Cache of warm-start models (default: $OATLIKE_CACHE_DIR or ~/.cache/oatlike)."""
     task: TaskConfig = MISSING
@@ -181,6 +183,30 @@ class Config:
         return self.learner.buffer_size or self.actor.prompts_per_step
 
 
+RUNS_DIR_ENV = "OATLIKE_RUNS_DIR"
+"""Environment variable naming the folder under which default run folders (and sweeps) are made."""
+
+RAY_JOB_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"
+"""Set by Ray's job supervisor in the environment of a job's entrypoint (``ray job submit``)."""
+
+RAY_JOB_RUNS_DIR = Path("~/oatlike-runs")
+"""Default runs folder of a Ray job's entrypoint: its working directory is Ray's temporary copy of
+``--working-dir``, which Ray deletes when the job ends."""
+
+
+def runs_root() -> Path:
+    """The folder under which default run folders are made: ``$OATLIKE_RUNS_DIR`` if set; else, in a Ray
+    job's entrypoint, :data:`RAY_JOB_RUNS_DIR` (absolute: on the node that runs the driver); else ``runs`` in
+    the working directory. Run folders named by ``run_dir`` are where they say, wherever that is."""
+    import os
+
+    if os.environ.get(RUNS_DIR_ENV):
+        return Path(os.environ[RUNS_DIR_ENV]).expanduser().absolute()
+    if os.environ.get(RAY_JOB_ENV):
+        return RAY_JOB_RUNS_DIR.expanduser().absolute()
+    return Path("runs")
+
+
 def _run_dir_of(run_dir: str | None, resume: str | None, default: str) -> str:
     if run_dir is not None:
         return run_dir
@@ -218,6 +244,7 @@ def register_configs() -> None:
             "oatlike_hydra_subdir", lambda resume: ".hydra" if resume is None else ".hydra-resume"
         )
         OmegaConf.register_new_resolver("oatlike_overrides", folder_overrides)
+        OmegaConf.register_new_resolver("oatlike_runs_root", lambda: str(runs_root()))
     store = ConfigStore.instance()
     store.store(name="oatlike_schema", node=Config)
     for group, registry in REGISTRIES.items():

@@ -103,7 +103,8 @@ def comparable(config: Config) -> dict[str, Any]:
 
 
 def locate(config: Config, run_dir: Path, runs_root: Path = Path("runs")) -> tuple[Path, Path] | None:
-    """``(run folder, checkpoint folder)`` that ``config.resume`` names, or ``None`` for a new run."""
+    """``(run folder, checkpoint folder)`` that ``config.resume`` names, or ``None`` for a new run
+    (``resume=auto`` without ``run_dir`` looks under ``runs_root``: :func:`oatlike.config.runs_root`)."""
     assert config.resume is not None
     if config.resume != "auto":
         folder = Path(config.resume).expanduser()

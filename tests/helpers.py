@@ -1,19 +1,26 @@
 """Helpers shared by the tests: configs composed as the CLI does, run folders read back, small batches,
-the real command line in a subprocess."""
+the real command line in a subprocess, a ``ray start`` head node on loopback."""
 
 from __future__ import annotations
 
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from oracle_fixtures import free_port, stop_process_group
 
 from oatlike.actors.actor import Actor
 from oatlike.config import Config, compose
@@ -138,3 +145,59 @@ def oatlike(*args: str, cwd: Path, drop_env: tuple[str, ...] = (), module: bool 
 
 RENDEZVOUS_ENV = ("MASTER_ADDR", "MASTER_PORT", "RANK", "LOCAL_RANK", "WORLD_SIZE")
 """A learner built in the test process holds its rendezvous port: a CLI child must pick its own."""
+
+
+RAY_START_PORTS = (
+    "port",
+    "dashboard-port",
+    "dashboard-agent-listen-port",
+    "dashboard-agent-grpc-port",
+    "metrics-export-port",
+    "ray-client-server-port",
+    "runtime-env-agent-port",
+    "node-manager-port",
+    "object-manager-port",
+)
+"""The ports ``ray start`` takes fixed defaults for (6379, 8265, 52365, ...): each gets a free one, so that a
+head node never collides with another cluster on the machine (a taken agent port leaves the job API dead)."""
+
+
+@contextmanager
+def ray_head(env: dict[str, str], num_cpus: int = 2, timeout: float = 120) -> Iterator[str]:
+    """A real head node, ``ray start --head --block`` on free ports with its own ``--temp-dir``, in ``env``;
+    yields the job API's address (``http://127.0.0.1:PORT``) once the dashboard answers. ``--block`` ties the
+    node's processes to this one, which is stopped at the end: this node only, never ``ray stop``, which
+    stops every Ray on the machine. The temp dir is a short one under /tmp (Ray's socket paths in it must
+    fit in 107 bytes: a pytest ``tmp_path`` is too long)."""
+    temp_dir = Path(tempfile.mkdtemp(prefix="oatlike-ray-", dir="/tmp"))
+    ports = {name: free_port() for name in RAY_START_PORTS}
+    command = [
+        str(Path(sys.executable).parent / "ray"),
+        "start",
+        "--head",
+        "--block",
+        f"--num-cpus={num_cpus}",
+        f"--temp-dir={temp_dir}",
+        "--node-ip-address=127.0.0.1",
+        "--dashboard-host=127.0.0.1",
+        "--disable-usage-stats",
+        *(f"--{name}={port}" for name, port in ports.items()),
+    ]
+    log = temp_dir / "ray-head.log"
+    with open(log, "w") as output:
+        head = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+    address = f"http://127.0.0.1:{ports['dashboard-port']}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            assert head.poll() is None, f"ray start --head exited: {log.read_text()[-3000:]}"
+            try:
+                with urllib.request.urlopen(f"{address}/api/gcs_healthz", timeout=5):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, f"the dashboard never answered: {log.read_text()[-3000:]}"
+                time.sleep(1)
+        yield address
+    finally:
+        stop_process_group(head)
+        shutil.rmtree(temp_dir, ignore_errors=True)

@@ -34,6 +34,15 @@ class LocalRunnerConfig(RunnerConfig):
     """Every component in this process: actor, oracle, learner, evaluator (debugging, tests, laptops)."""
 
     name: str = "local"
+    threads: int | None = None
+    """torch threads of the run's process (intra-op); null: OMP_NUM_THREADS if set, else one per core up to
+    LOCAL_THREADS_CAP (docs/benchmarks.md: more threads than free cores slow the tiny models down). Ray's
+    workers take actors.num_cpus / learner.num_cpus instead."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.threads is not None:
+            check_at_least(self, 1, "threads")
 
 
 @RUNNERS.register("ray", "oatlike.runners.ray:ray_roles")

@@ -7,6 +7,8 @@ distributed bug has a one-process repro.
 
 from __future__ import annotations
 
+import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,8 @@ from oatlike.eval.evaluator import Evaluator
 from oatlike.learner.learner import Learner
 from oatlike.roles import ActorPool, Collected, LearnerGroup, Roles, Weights, WeightSync, check_probe
 from oatlike.types import PreferenceBatch, Prompt
+
+log = logging.getLogger(__name__)
 
 
 class LocalActorPool(ActorPool):
@@ -120,8 +124,27 @@ def probe_pairs(builder: Builder) -> tuple[list[list[int]], list[list[int]]]:
     return [list(p.token_ids) for p in prompts], responses
 
 
+LOCAL_THREADS_CAP = 2
+"""Most torch threads ``runner.threads=null`` gives the run's process (docs/benchmarks.md, "Threads")."""
+
+
+def local_threads(threads: int | None) -> int:
+    """The torch thread count of a ``runner=local`` run: ``threads`` as given; else ``OMP_NUM_THREADS`` if
+    set (the user's choice, which torch read at start-up); else one per core this process may use, up to
+    :data:`LOCAL_THREADS_CAP`."""
+    if threads is not None:
+        return threads
+    if os.environ.get("OMP_NUM_THREADS", "").strip().isdigit():
+        return max(1, int(os.environ["OMP_NUM_THREADS"]))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(cores, LOCAL_THREADS_CAP))
+
+
 def local_roles(builder: Builder, run_dir: Path, notify: Any = print) -> Roles:
-    """The roles of ``runner=local``, built in this process."""
+    """The roles of ``runner=local``, built in this process (with :func:`local_threads` torch threads)."""
+    threads = local_threads(getattr(builder.config.runner, "threads", None))
+    torch.set_num_threads(threads)
+    log.info("runner=local: %d torch threads", threads)
     torch.manual_seed(builder.config.seed)
     actor, learner = builder.actor(), builder.learner()
     sync = LocalWeightSync(learner, actor, probe_pairs(builder), builder.config.weight_sync.probe_tolerance)

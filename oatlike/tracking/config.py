@@ -1,4 +1,4 @@
-"""Configs of the tracking: console, metrics files and W&B (``tracking.*``)."""
+"""Configs of the tracking: console, metrics files, W&B and TensorBoard (``tracking.*``)."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ class WandbConfig:
 
 @dataclass
 class TrackingConfig:
-    """Console, files and W&B."""
+    """Console, files, W&B and TensorBoard."""
 
     progress: bool = True
     """Show the run's progress on the console: a bar with the key figures on a terminal, one line every
@@ -62,6 +62,9 @@ class TrackingConfig:
     steps only."""
     wandb: WandbConfig = field(default_factory=WandbConfig)
     """W&B settings."""
+    tensorboard: bool = False
+    """Also write the metrics to TensorBoard, under the same names, in <run>/tensorboard/: its run steps has
+    them at the training step, its run queries at the oracle queries (needs the tensorboard extra)."""
 
     def __post_init__(self) -> None:
         steps = self.log_every_steps

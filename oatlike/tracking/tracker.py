@@ -1,5 +1,5 @@
-"""Run tracking: ``metrics.jsonl``, W&B, the console (a bar or progress lines: :mod:`.console`), the final
-summary table and ``curves.png``.
+"""Run tracking: ``metrics.jsonl``, the dashboards (W&B, TensorBoard: each a :class:`RunLogger`), the
+console (a bar or progress lines: :mod:`.console`), the final summary table and ``curves.png``.
 
 Every record carries ``step`` and ``oracle/queries`` (the sample-efficiency x-axis) besides its metrics,
 grouped by prefix: ``train/``, ``eval/``, ``actor/``, ``oracle/``, ``misc/``.
@@ -12,7 +12,7 @@ import logging
 import math
 import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 from oatlike.tracking.config import TrackingConfig
 from oatlike.tracking.console import Console
@@ -27,12 +27,31 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+class RunLogger(Protocol):
+    """A dashboard the tracker writes to (:class:`~oatlike.tracking.wandb_logger.WandbLogger`,
+    :class:`~oatlike.tracking.tensorboard_logger.TensorBoardLogger`): every record, each evaluation's
+    generations, the summary."""
+
+    def log(self, metrics: dict[str, Any], step: int) -> None:
+        """One record (with ``oracle/queries``, without ``step``) at ``step``."""
+
+    def table(self, key: str, rows: list[dict[str, Any]], step: int, queries: int) -> None:
+        """Rows with the same keys (an evaluation's generations) under ``key``."""
+
+    def summary(self, values: dict[str, Any]) -> None:
+        """The run's summary."""
+
+    def close(self) -> None:
+        """Write out what is buffered and end."""
+
+
 class Tracker:
-    """Writes every record to ``metrics.jsonl`` and W&B, and keeps the console current (:class:`Console`
-    on ``stream``, stderr by default: its start line is printed here).
+    """Writes every record to ``metrics.jsonl`` and the dashboards (W&B; TensorBoard with
+    ``tracking.tensorboard``), and keeps the console current (:class:`Console` on ``stream``, stderr by
+    default: its start line is printed here).
 
     ``resume`` (a :meth:`state_dict` of an earlier tracker of this run folder) continues that run: the records
-    and evaluation files after its step are dropped, the clock and the W&B run go on.
+    and evaluation files after its step are dropped (TensorBoard's too), the clock and the W&B run go on.
     """
 
     def __init__(
@@ -51,6 +70,13 @@ class Tracker:
         self.start = time.perf_counter() - (0.0 if resume is None else float(resume["elapsed_seconds"]))
         # W&B first: when it refuses to start (tracking.wandb.fallback=error) no metrics.jsonl marks the folder as a run
         self.wandb = WandbLogger(config.wandb, run_dir, run_config, None if resume is None else resume["wandb_id"])
+        self.loggers: list[RunLogger] = [self.wandb]
+        if config.tensorboard:
+            from oatlike.tracking.tensorboard_logger import TensorBoardLogger
+
+            # where the checkpoint was (queries: 0 in a checkpoint written before they were kept)
+            at = None if resume is None else (self.resumed_step, int(resume.get("queries", 0)))
+            self.loggers.append(TensorBoardLogger(run_dir, at))
         self.metrics_file: TextIO = open(run_dir / "metrics.jsonl", "a")  # noqa: SIM115 - closed in close()
         self.total_steps = total_steps
         self.console = Console(config, total_steps, self.resumed_step, stream)
@@ -68,12 +94,14 @@ class Tracker:
         }
         self.metrics_file.write(json.dumps({k: _json_safe(v) for k, v in record.items()}) + "\n")
         self.metrics_file.flush()
-        self.wandb.log({k: v for k, v in record.items() if k != "step"}, step=step)
+        for logger in self.loggers:
+            logger.log({k: v for k, v in record.items() if k != "step"}, step=step)
         self.console.record(record)
 
     def generations(self, step: int, records: list[dict[str, Any]]) -> None:
-        """An evaluation's generations (prompt, answer, reference, utility, ...), as a W&B table."""
-        self.wandb.table("eval/generations", records, step, self.queries)
+        """An evaluation's generations (prompt, answer, reference, utility, ...), as a table on the dashboards."""
+        for logger in self.loggers:
+            logger.table("eval/generations", records, step, self.queries)
 
     def advance(self) -> None:
         """One step done: the bar moves, or a progress line is printed when one is due."""
@@ -83,18 +111,19 @@ class Tracker:
         return time.perf_counter() - self.start
 
     def state_dict(self, step: int) -> dict[str, Any]:
-        """What a resumed tracker needs: the step, the clock, the W&B run."""
-        return {"step": step, "elapsed_seconds": self.elapsed(), "wandb_id": self.wandb.run_id}
+        """What a resumed tracker needs: the step and oracle queries, the clock, the W&B run."""
+        return {"step": step, "queries": self.queries, "elapsed_seconds": self.elapsed(), "wandb_id": self.wandb.run_id}
 
     def message(self, text: str) -> None:
         """Print ``text`` on the console without breaking the progress bar (and log it)."""
         self.console.print(text)
 
     def finish(self, summary: dict[str, Any], table: str | None = None) -> None:
-        """Write ``summary.json``, give the summary to W&B, close everything, plot ``curves.png``, print the end
-        line, then ``table`` if any."""
+        """Write ``summary.json``, give the summary to the dashboards, close everything, plot ``curves.png``,
+        print the end line, then ``table`` if any."""
         (self.run_dir / "summary.json").write_text(json.dumps({k: _json_safe(v) for k, v in summary.items()}, indent=2))
-        self.wandb.summary(summary)
+        for logger in self.loggers:
+            logger.summary(summary)
         self.console.end(summary, self.elapsed())
         self.close()
         self.plot_curves()
@@ -117,7 +146,8 @@ class Tracker:
         self.console.close()
         if not self.metrics_file.closed:
             self.metrics_file.close()
-        self.wandb.close()
+        for logger in self.loggers:
+            logger.close()
 
 
 def drop_records_after(run_dir: Path, step: int) -> None:
