@@ -17,6 +17,8 @@ against TRL. The async check divides the median async step by the median of max(
 learning seconds) of the same steps (collection = the actor's generate + label).
 
     python benchmarks/throughput.py                  # 10M model, 32 prompts x 2 x 32 tokens
+    python benchmarks/throughput.py --size 50m --warmup 1 --steps 3
+    python benchmarks/throughput.py --device cuda     # on a GPU (benchmarks/gpu_check.sh runs it)
 """
 
 from __future__ import annotations
@@ -59,7 +61,12 @@ def make_config(args: argparse.Namespace, run_dir: Path, *overrides: str) -> Con
         f"run_dir={run_dir}",
         "tracking.progress=false",
         f"cache_dir={args.cache_dir}",
+        f"device={getattr(args, 'device', 'cpu')}",
     ]
+    if (
+        getattr(args, "device", "cpu") == "cuda" and "runner=ray" in overrides
+    ):  # the actor and the learner share the one GPU
+        common += ["actors.num_gpus=0.5", "learner.num_gpus=0.5"]
     return compose(*common, *overrides)
 
 
@@ -110,7 +117,7 @@ def time_trl(args: argparse.Namespace) -> dict[str, Any]:
         logging_steps=10**6,
         save_strategy="no",
         report_to="none",
-        use_cpu=True,
+        use_cpu=getattr(args, "device", "cpu") == "cpu",
         bf16=False,
         seed=0,
         dataloader_num_workers=0,
@@ -136,6 +143,7 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--cache-dir", default=tempfile.mkdtemp(prefix="oatlike-throughput-cache-"))
     args = parser.parse_args()
     torch.set_num_threads(min(2, os.cpu_count() or 1))

@@ -95,6 +95,10 @@ class LoraEnsembleLearner(Learner):
         """The merged ensemble under the base model's names (what samples, is the reference, is evaluated)."""
         return merge_lora_ensemble(self.ensemble, self.adapters, self.merge, self.config.zero_stage)
 
+    def weight_views(self) -> dict[str, torch.Tensor]:
+        """The merged ensemble (a fresh merge: nothing to save by not copying)."""
+        return self.weights()
+
     @torch.no_grad()
     def probe_logps(self, prompt_ids: list[list[int]], response_ids: list[list[int]]) -> list[float]:
         """Summed response log-probs under the merged ensemble, the policy the actors sample with."""

@@ -332,6 +332,15 @@ class Learner:
         """The policy's full weights for the actors: gathered (ZeRO-3), LoRA merged, base-model names."""
         return export_weights(self.policy, self.config.zero_stage)
 
+    def weight_views(self) -> dict[str, torch.Tensor]:
+        """The weights of :meth:`weights` without copying them where no copy is needed (ZeRO 0-2, no LoRA:
+        the live parameters, detached; read them before the next step). A weight sync reads them once, at
+        once (into its buffers, or an engine's ``load_state_dict``), so the copy :meth:`weights` makes would
+        be a second pass over every byte and a fresh allocation's page faults at every sync."""
+        if self.config.zero_stage == 3 or getattr(self.policy, "peft_config", None):
+            return self.weights()
+        return {name: tensor.detach() for name, tensor in self.policy.state_dict().items()}
+
     def refresh_reference(self) -> None:
         """π_ref ← π_θ: the policy's current (merged) weights become π_ref's version :attr:`version`. Pairs
         collected before keep being judged against the version they were collected with."""

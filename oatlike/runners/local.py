@@ -102,7 +102,7 @@ class LocalWeightSync(WeightSync):
             reference = self.learner.reference_weights() if self.actor.reference_engine is not None else None
             self.actor.load_reference_weights(reference, self.learner.reference_version)
             return {"misc/reference_version": self.learner.reference_version}
-        self.actor.engine.load_weights(self.learner.weights(), self.learner.version)
+        self.actor.engine.load_weights(self.learner.weight_views(), self.learner.version)
         metrics: dict[str, Any] = {
             "misc/sync_seconds": time.perf_counter() - start,
             "misc/weights_version": self.learner.version,

@@ -140,7 +140,7 @@ class LearnerWorker:
     def broadcast_weights(self, weights: Weights, bucket_mb: int) -> dict[str, float]:
         """Gather the policy (every rank; or π_ref's newest version) and broadcast it to the actors (rank 0)."""
         start = time.perf_counter()
-        tensors = self.learner.weights() if weights == "policy" else self.learner.reference_weights()
+        tensors = self.learner.weight_views() if weights == "policy" else self.learner.reference_weights()
         gathered = time.perf_counter()
         sent = 0
         if self.rank == 0:

@@ -8,6 +8,12 @@ on GPUs.
 Weights travel as a fixed, named layout (:func:`weight_spec`: sorted names, shapes, dtypes): rank 0 packs
 them into flat buckets of at most ``bucket_mb`` MiB per dtype and broadcasts each bucket; receivers unpack
 the same layout, so nothing but tensor data crosses the wire.
+
+What a sync costs beyond the broadcast of its bytes (``benchmarks/limits.py`` measures the two side by side):
+one pass over the weights on each side, the sender's packing and the receiver engine's load. The buckets
+are kept from sync to sync (a fresh tensor costs its page faults at every sync: on the 2-core machine a
+10M model's 34 MiB took 176 ms a sync with fresh buckets and a copy of the export, 30 ms without, against
+16 ms for the plain broadcast), and a bucket is sent while the next one is packed.
 """
 
 from __future__ import annotations
@@ -93,22 +99,37 @@ class SyncGroup:
             self.group: dist.ProcessGroup = dist.ProcessGroupNCCL(prefixed, rank, world_size, options)  # type: ignore[assignment]
         else:
             self.group = dist.ProcessGroupGloo(prefixed, rank, world_size, timeout)  # type: ignore[assignment]
+        self.buffers: list[torch.Tensor] = []
+        """One flat tensor per bucket, kept from sync to sync (the layout does not change within a group)."""
+
+    def _buffers(self, buckets: list[list[TensorSpec]]) -> list[torch.Tensor]:
+        """The flat tensors of ``buckets``, allocated at the first sync and reused after."""
+        sizes = [(sum(t.numel for t in bucket), DTYPES[bucket[0].dtype]) for bucket in buckets]
+        if [(b.numel(), b.dtype) for b in self.buffers] != sizes:
+            self.buffers = [torch.empty(numel, dtype=dtype, device=self.device) for numel, dtype in sizes]
+        return self.buffers
 
     def broadcast(self, state_dict: Mapping[str, torch.Tensor], spec: list[TensorSpec], bucket_mb: int) -> int:
-        """Send ``state_dict`` from rank 0; returns the bytes sent."""
-        sent = 0
-        for bucket in plan_buckets(spec, bucket_mb * 2**20):
-            flat = torch.cat([state_dict[t.name].detach().reshape(-1).to(self.device) for t in bucket])
-            self.group.broadcast(flat, 0).wait()
-            sent += flat.numel() * flat.element_size()
-        return sent
+        """Send ``state_dict`` from rank 0; returns the bytes sent. Each bucket is in flight while the next
+        one is packed."""
+        buckets = plan_buckets(spec, bucket_mb * 2**20)
+        works = []
+        for bucket, flat in zip(buckets, self._buffers(buckets), strict=True):
+            torch.cat([state_dict[t.name].detach().reshape(-1).to(self.device) for t in bucket], out=flat)
+            works.append(self.group.broadcast(flat, 0))
+        for work in works:
+            work.wait()
+        return sum(flat.numel() * flat.element_size() for flat in self.buffers)
 
     def receive(self, spec: list[TensorSpec], bucket_mb: int) -> dict[str, torch.Tensor]:
-        """Receive the weights rank 0 broadcasts, as tensors of ``spec``'s names and shapes."""
+        """Receive the weights rank 0 broadcasts, as tensors of ``spec``'s names and shapes: views into the
+        group's buffers, valid until the next :meth:`receive` (load them into the engine at once)."""
+        buckets = plan_buckets(spec, bucket_mb * 2**20)
+        flats = self._buffers(buckets)
+        for work in [self.group.broadcast(flat, 0) for flat in flats]:  # every bucket posted at once
+            work.wait()
         received: dict[str, torch.Tensor] = {}
-        for bucket in plan_buckets(spec, bucket_mb * 2**20):
-            flat = torch.empty(sum(t.numel for t in bucket), dtype=DTYPES[bucket[0].dtype], device=self.device)
-            self.group.broadcast(flat, 0).wait()
+        for bucket, flat in zip(buckets, flats, strict=True):
             for tensor, piece in zip(bucket, flat.split([t.numel for t in bucket]), strict=True):
                 received[tensor.name] = piece.view(tensor.shape)
         return received
