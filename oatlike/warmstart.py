@@ -140,7 +140,7 @@ def warm_start_recipe(
     recipe = {
         "kind": "warm_start",
         "version": RECIPE_VERSION,
-        "task": dataclasses.asdict(task_config),
+        "task": _task_recipe(task_config),
         "size": size,
         "sft": dataclasses.asdict(warm_start),
         "tokenizer": tokenizer_recipe(),
@@ -148,6 +148,17 @@ def warm_start_recipe(
     if task is not None and task.source_digest is not None:  # a user's task: its code is part of the recipe
         recipe["task_source"] = task.source_digest
     return recipe
+
+
+def _task_recipe(task_config: TaskConfig) -> dict[str, Any]:
+    """The task settings that decide the SFT data: all but ``eval_split`` (which held-out split is evaluated
+    does not change the training prompts), and ``num_tuning`` only when there is a tuning split (so the
+    recipes, and cached warm starts, of tasks without one are those from before the key existed)."""
+    settings = dataclasses.asdict(task_config)
+    del settings["eval_split"]
+    if not settings["num_tuning"]:
+        del settings["num_tuning"]
+    return settings
 
 
 def ensure_policy_folder(

@@ -48,8 +48,9 @@ if TYPE_CHECKING:
     from oatlike.tasks.base import Task
 
 
-def bradley_terry(gap: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    """``σ(gap / temperature)``: the Bradley–Terry probability that the first item wins (Bradley & Terry 1952)."""
+def bradley_terry(gap: np.ndarray, temperature: float | np.ndarray = 1.0) -> np.ndarray:
+    """``σ(gap / temperature)``: the Bradley–Terry probability that the first item wins (Bradley & Terry 1952);
+    ``temperature`` is one number or one per pair."""
     return 1.0 / (1.0 + np.exp(-np.asarray(gap, dtype=np.float64) / temperature))
 
 

@@ -5,12 +5,16 @@ A task is a contextual dueling bandit with an exact utility: for every prompt (c
 population of annotators (Bradley–Terry on the utility gap, see :mod:`oatlike.oracles.bt`) and makes regret
 exact. Each task also has
 
-* deterministic ``train`` / ``eval`` prompt splits that never overlap;
+* deterministic ``train`` / ``tuning`` / ``report`` prompt splits that never overlap (``eval`` is the one
+  the run evaluates on, ``task.eval_split``: the report split unless a benchmark tunes on the tuning one);
 * ``demonstration(prompt, rng)``: an *imperfect* demonstrator whose answers teach the warm-start SFT
   policy a mediocre, non-trivial level (systematic mistakes, so that greedy decoding of the SFT model
   is mediocre too, not only its samples);
 * reference answers of middling quality (one demonstration per prompt, seeded by the prompt), which
-  the evaluation compares the policy's greedy answers against (win rate).
+  the evaluation compares the policy's greedy answers against (win rate);
+* optionally, heteroscedastic annotators: ``annotator_noise(prompt, response)`` scales the rule oracle's
+  Bradley–Terry temperature per response (1 everywhere by default), so some responses or prompts are judged
+  far less reliably than others (aleatoric noise that no amount of querying removes).
 
 Utilities parse the prompt text itself, so an oracle needs only (prompt, response) strings and can run
 anywhere (a Ray actor, an HTTP server).
@@ -25,6 +29,9 @@ from dataclasses import dataclass
 from oatlike.errors import ConfigError
 from oatlike.seeding import stable_seed
 from oatlike.tasks.config import TASKS, TaskConfig
+
+SPLITS = ("train", "tuning", "report", "eval")
+"""The prompt splits of a task; ``eval`` names the one ``task.eval_split`` chooses (``report`` by default)."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +58,8 @@ class Task(ABC):
     def __init__(self, config: TaskConfig) -> None:
         self.seed = config.seed
         self.num_eval = config.num_eval
+        self.num_tuning = config.num_tuning
+        self.eval_split = config.eval_split
 
     @abstractmethod
     def all_problems(self) -> list[str]:
@@ -67,6 +76,16 @@ class Task(ABC):
     @abstractmethod
     def demonstration(self, prompt: str, rng: random.Random) -> str:
         """An answer of the imperfect demonstrator (used for warm-start SFT and as reference)."""
+
+    def annotator_noise(self, prompt: str, response: str) -> float:
+        """How much less reliably annotators judge ``response`` than the population's norm (> 0; default 1).
+
+        The rule oracle multiplies its Bradley–Terry temperature ``T`` for a pair by
+        ``sqrt((s_a² + s_b²) / 2)`` of the two responses' values ``s`` (logistic noise of scale ``T·s`` on
+        each response's perceived utility, as in Thurstone's case V with unequal variances), so a pair of
+        default responses keeps ``T`` exactly. A task with controversial responses or hard prompts returns
+        more than 1 for them."""
+        return 1.0
 
     def best_utility(self, prompt: str) -> float:
         """u*, the utility of the prompt's best response (the regret's yardstick)."""
@@ -86,17 +105,29 @@ class Task(ABC):
         return self.demonstration(prompt, random.Random(stable_seed(self.name, "reference", prompt)))
 
     def split(self, split: str) -> list[PromptItem]:
-        """The ``train`` or ``eval`` prompts with their reference answers; disjoint and deterministic."""
-        if split not in ("train", "eval"):
-            raise ValueError(f"unknown split {split!r}; use 'train' or 'eval'")
+        """The ``train``, ``tuning``, ``report`` or ``eval`` prompts with their reference answers.
+
+        The shuffled prompts are cut into ``report`` (the first ``num_eval``), ``tuning`` (the next
+        ``num_tuning``; none by default) and ``train`` (the rest): disjoint and deterministic, so
+        hyper-parameters chosen on ``tuning`` are reported on prompts they never saw. With no tuning split
+        the cut is the one the tasks always had. ``eval`` is the split the run evaluates on
+        (``task.eval_split``)."""
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
+        if split == "eval":
+            split = self.eval_split
         problems = list(self.all_problems())
         random.Random(stable_seed(self.name, "split", self.seed)).shuffle(problems)
-        if self.num_eval >= len(problems):
+        held_out = self.num_eval + self.num_tuning
+        if held_out >= len(problems):
             raise ConfigError(
-                "task.num_eval", f"{self.num_eval} leaves no training prompts ({len(problems)} in all); lower it"
+                "task.num_eval",
+                f"{self.num_eval} (+ task.num_tuning={self.num_tuning}) leaves no training prompts "
+                f"({len(problems)} in all); lower it",
             )
-        chosen = problems[: self.num_eval] if split == "eval" else problems[self.num_eval :]
-        return [PromptItem(p, self.reference(p)) for p in chosen]
+        bounds = {"report": (0, self.num_eval), "tuning": (self.num_eval, held_out), "train": (held_out, None)}
+        start, stop = bounds[split]
+        return [PromptItem(p, self.reference(p)) for p in problems[start:stop]]
 
     def corpus(self, limit: int = 4000) -> list[str]:
         """Prompt + demonstration texts, for training a tokenizer."""
