@@ -6,9 +6,11 @@ to the demonstrator's answers (which carry systematic mistakes, see :mod:`oatlik
 starts mediocre but competent. The result is a standard Hugging Face folder under the cache
 (``$OATLIKE_CACHE_DIR``, else ``$XDG_CACHE_HOME/oatlike`` or ``~/.cache/oatlike``), named by a hash of its
 recipe: a changed recipe (task options, size, SFT settings, this module's ``RECIPE_VERSION``) builds a new
-one. Builds are atomic (made in a scratch folder, then renamed into place) and serialised by a file lock, so
-concurrent runs never see half a model and a build killed midway leaves nothing that passes for one. A cached
-folder that was damaged since (a file missing, cut short or not parseable) is rebuilt, with a warning.
+one. SFT settings left null take the size's recipe (``WARM_START_RECIPES``), filled in before the hash; a
+build is announced by one warning line with its estimated time, since a first use of a larger size spends
+minutes here. Builds are atomic (made in a scratch folder, then renamed into place) and serialised by a file
+lock, so concurrent runs never see half a model and a build killed midway leaves nothing that passes for one. A
+cached folder that was damaged since (a file missing, cut short or not parseable) is rebuilt, with a warning.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
 from oatlike.errors import writing
-from oatlike.models.config import ModelConfig, WarmStartConfig
+from oatlike.models.config import WARM_START_RECIPES, ModelConfig, WarmStartConfig
 from oatlike.models.loading import damaged_weights
 from oatlike.models.sequences import pack_sequences, sequence_logps
 from oatlike.models.tiny import build_tiny_llama
@@ -190,18 +192,43 @@ def ensure_policy_folder(
             cache_dir / "models" / f"tiny-{model_config.size}-untrained-{_digest(recipe)}", build_untrained, MODEL_FILES
         )
 
+    warm = warm.resolved(model_config.size)  # the size's recipe, before hashing: the name holds the numbers used
     recipe = warm_start_recipe(task_config, model_config.size, warm, task)
+    name = f"tiny-{model_config.size}-{task_config.name}-sft-{_digest(recipe)}"
+    target = cache_dir / "models" / name
 
     def build(folder: Path) -> None:
+        log.warning(build_warning(model_config.size, task.name, warm, target))
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
         model = build_tiny_llama(model_config.size, tokenizer, seed=warm.seed)
         report = supervised_fine_tune(model, tokenizer, task, warm, progress)
         model.save_pretrained(folder)
         tokenizer.save_pretrained(folder)
         (folder / "warm_start.json").write_text(json.dumps({"recipe": recipe, **report}, indent=2))
+        log.info("the %s warm start took %.0f s; cached in %s", model_config.size, report["seconds"], target)
 
-    name = f"tiny-{model_config.size}-{task_config.name}-sft-{_digest(recipe)}"
-    return _build_once(cache_dir / "models" / name, build, (*MODEL_FILES, "warm_start.json"))
+    return _build_once(target, build, (*MODEL_FILES, "warm_start.json"))
+
+
+def estimated_seconds(size: str, warm_start: WarmStartConfig) -> float:
+    """How long the SFT of a resolved ``warm_start`` of tiny size ``size`` should take on one thread of a
+    2-core machine: the size's measured seconds per step (:data:`WARM_START_RECIPES`), scaled by the batch
+    size (a step's cost is about linear in it at these sizes)."""
+    recipe = WARM_START_RECIPES[size]
+    assert warm_start.steps is not None and warm_start.batch_size is not None, "resolve the config first"
+    return warm_start.steps * recipe.seconds_per_step * warm_start.batch_size / recipe.batch_size
+
+
+def build_warning(size: str, task_name: str, warm_start: WarmStartConfig, target: Path) -> str:
+    """The one line said before a warm start is trained: what, how long (estimated), and that it happens once.
+
+    A first run of a larger size spends most of its time here, which would otherwise look like a hang."""
+    seconds = estimated_seconds(size, warm_start)
+    duration = f"{seconds / 60:.0f} min" if seconds >= 90 else f"{max(1.0, seconds):.0f} s"
+    return (
+        f"building the {size} warm start on {task_name}: {warm_start.steps} SFT steps of {warm_start.batch_size} "
+        f"demonstrations, about {duration} on one thread of a 2-core CPU; done once, then cached in {target}"
+    )
 
 
 def _demonstration_batch(
@@ -223,14 +250,18 @@ def supervised_fine_tune(
     progress: bool,
 ) -> dict[str, Any]:
     """SFT ``model`` on the task's demonstrations (token-averaged NLL of the responses, AdamW, linear
-    warm-up over 50 steps then linear decay to 10% of ``config.lr``). Returns a small report."""
+    warm-up over 50 steps then linear decay to 10% of ``config.lr``). Returns a small report.
+
+    ``config`` must be resolved (:meth:`WarmStartConfig.resolved`): its steps, batch size and lr set."""
+    assert config.steps is not None and config.batch_size is not None and config.lr is not None, "resolve first"
     rng = random.Random(config.seed)
     torch.manual_seed(config.seed)
     prompts = [item.text for item in task.split("train")]
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0)
-    warmup = min(50, max(1, config.steps // 10))
+    steps = config.steps
+    warmup = min(50, max(1, steps // 10))
     schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min(1.0, (s + 1) / warmup) * (1.0 - 0.9 * s / max(1, config.steps))
+        optimizer, lambda s: min(1.0, (s + 1) / warmup) * (1.0 - 0.9 * s / max(1, steps))
     )
     model.train()
     start, losses = time.perf_counter(), []

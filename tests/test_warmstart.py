@@ -96,3 +96,46 @@ def test_a_damaged_cached_build_is_rebuilt(tmp_path, caplog):
     ensure_policy_folder(model, ArithmeticTaskConfig(), ArithmeticTask(), tmp_path, progress=False)
     assert "config.json is missing" in caplog.text and (folder / "config.json").is_file()
     assert not [p.name for p in (tmp_path / "models").iterdir() if ".tmp-" in p.name or ".old-" in p.name]
+
+
+def test_each_size_takes_its_recipe_unless_given_and_only_10m_50m_change_their_cache_key():
+    from oatlike.help import field_doc
+    from oatlike.models.config import WARM_START_RECIPES
+
+    task_config, task = ArithmeticTaskConfig(), ArithmeticTask()
+
+    def key(size, warm):
+        return warmstart._digest(warmstart.warm_start_recipe(task_config, size, warm.resolved(size), task))
+
+    before = WarmStartConfig(steps=1000, batch_size=64, lr=1e-3)  # the one recipe every size had before
+    assert WarmStartConfig().resolved("1m") == before
+    assert key("1m", WarmStartConfig()) == "9cc8803855a0"  # the 1m folder cached before the recipes
+    for size in ("10m", "50m"):
+        recipe, resolved = WARM_START_RECIPES[size], WarmStartConfig().resolved(size)
+        assert (resolved.steps, resolved.batch_size, resolved.lr) == (recipe.steps, recipe.batch_size, recipe.lr)
+        assert resolved.steps < 1000 and key(size, WarmStartConfig()) != key(size, before)
+    explicit = WarmStartConfig(steps=7).resolved("10m")
+    assert (explicit.steps, explicit.batch_size) == (7, WARM_START_RECIPES["10m"].batch_size)
+    assert key("10m", WarmStartConfig(steps=1000, batch_size=64, lr=1e-3)) == key("10m", before)
+    for name in ("steps", "batch_size", "lr"):  # --help and docs/configuration.md say the table's numbers
+        doc = field_doc(WarmStartConfig, name)
+        assert all(f"{size}: {getattr(r, name)}" in doc for size, r in WARM_START_RECIPES.items()), doc
+
+
+def test_a_build_is_announced_once_with_its_estimate(tmp_path, caplog):
+    model = ModelConfig(warm_start=WarmStartConfig(steps=2, batch_size=4))
+    with caplog.at_level("INFO", logger="oatlike.warmstart"):
+        folder = ensure_policy_folder(model, ArithmeticTaskConfig(), ArithmeticTask(), tmp_path, progress=False)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == [
+        "building the 1m warm start on arithmetic: 2 SFT steps of 4 demonstrations, about 1 s on one thread "
+        f"of a 2-core CPU; done once, then cached in {folder}"
+    ]
+    assert f"cached in {folder}" in caplog.records[-1].getMessage()
+    caplog.clear()
+    ensure_policy_folder(model, ArithmeticTaskConfig(), ArithmeticTask(), tmp_path, progress=False)
+    assert not caplog.records  # a cache hit says nothing
+    ten = WarmStartConfig().resolved("10m")
+    line = warmstart.build_warning("10m", "arithmetic", ten, tmp_path)
+    minutes = round(warmstart.estimated_seconds("10m", ten) / 60)
+    assert f"{ten.steps} SFT steps of {ten.batch_size} demonstrations, about {minutes} min" in line and minutes >= 2
