@@ -138,7 +138,7 @@ def sync_rank(config: Config, dry: bool, rank: int, port: int) -> dict[str, Any]
     engine = builder.engine()
     spec = weight_spec(engine.model.state_dict())  # type: ignore[attr-defined]  # the HF engine: the same layout
     group = SyncGroup("127.0.0.1", port, 1, 2, 900, builder.device, "gpu-check")
-    engine.load_weights(group.receive(spec, config.weight_sync.bucket_mb), 1)
+    engine.load_weights(group.receive(spec, config.weight_sync.bucket_mb, engine.weight_storage()), 1)  # in place
     return {"digest": weights_digest(engine.model.state_dict()), "logps": engine.score(*probe).logps.tolist()}  # type: ignore[attr-defined]
 
 

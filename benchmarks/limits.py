@@ -262,7 +262,7 @@ def sync_side(config: Config, rank: int, port: int, repeats: int) -> dict[str, A
             received_seconds = time.perf_counter() - start
         else:
             assert engine is not None
-            received = group.receive(spec, bucket_mb)
+            received = group.receive(spec, bucket_mb, engine.weight_storage())  # as the Ray actor receives
             received_seconds = time.perf_counter() - start
             engine.load_weights(received, repeat)
         sync_seconds = time.perf_counter() - start

@@ -90,5 +90,13 @@ class Engine(ABC):
     def load_weights(self, state_dict: Mapping[str, torch.Tensor], version: int) -> None:
         """Replace the policy's weights (names as in the base model's ``state_dict``) and set the version."""
 
+    def weight_storage(self) -> Mapping[str, torch.Tensor] | None:
+        """The tensors that hold the policy's weights, by ``state_dict`` name, for a weight sync to receive
+        straight into (:meth:`oatlike.sync.group.SyncGroup.receive`'s ``into``), which may move them into
+        storage of its own (assigning their ``.data``); ``None`` where the engine's weights cannot be written
+        from outside (vLLM: its workers own them and repack what they load). The sync then still calls
+        :meth:`load_weights`, with these same tensors where it wrote them in place."""
+        return None
+
     def close(self) -> None:  # noqa: B027 - optional hook: most engines hold nothing to release
         """Release the engine's memory and processes."""

@@ -144,10 +144,23 @@ class HFEngine(Engine):
             torch.cat(hidden).numpy() if features and hidden else None,
         )
 
+    def weight_storage(self) -> dict[str, torch.Tensor]:
+        """The model's own parameters and persistent buffers (not detached copies: the sync re-homes them)."""
+        return dict(self.model.state_dict(keep_vars=True))
+
     @torch.no_grad()
     def load_weights(self, state_dict: Mapping[str, torch.Tensor], version: int) -> None:
-        missing, unexpected = self.model.load_state_dict(dict(state_dict), strict=False)
-        if unexpected or [k for k in missing if not k.endswith("rotary_emb.inv_freq")]:
+        """Copy ``state_dict`` into the model; tensors that already are the model's own (a sync received
+        them into :meth:`weight_storage`) are skipped, so such a load costs nothing."""
+        own = self.model.state_dict(keep_vars=True)
+        to_copy = {
+            name: tensor
+            for name, tensor in state_dict.items()
+            if name not in own or not (tensor.data_ptr() == own[name].data_ptr() and tensor.shape == own[name].shape)
+        }
+        missing, unexpected = self.model.load_state_dict(to_copy, strict=False)
+        missing = [k for k in missing if k not in state_dict and not k.endswith("rotary_emb.inv_freq")]
+        if unexpected or missing:
             raise ValueError(
                 f"weights do not fit the engine's model: missing {missing[:5]}, unexpected {unexpected[:5]}"
             )

@@ -80,7 +80,9 @@ class ActorWorker:
         returns the seconds it took."""
         assert self.sync_group is not None, "join_sync_group first"
         start = time.perf_counter()
-        received = self.sync_group.receive(self.spec, bucket_mb)
+        engine = self.actor.reference_engine if weights == "reference" else self.actor.engine
+        into = engine.weight_storage() if engine is not None else None  # straight into the engine's weights
+        received = self.sync_group.receive(self.spec, bucket_mb, into)
         if weights == "reference":
             self.actor.load_reference_weights(received, version)
         else:

@@ -10,15 +10,22 @@ them into flat buckets of at most ``bucket_mb`` MiB per dtype and broadcasts eac
 the same layout, so nothing but tensor data crosses the wire.
 
 What a sync costs beyond the broadcast of its bytes (``benchmarks/limits.py`` measures the two side by side):
-one pass over the weights on each side, the sender's packing and the receiver engine's load. The buckets
-are kept from sync to sync (a fresh tensor costs its page faults at every sync: on the 2-core machine a
-10M model's 34 MiB took 176 ms a sync with fresh buckets and a copy of the export, 30 ms without, against
-16 ms for the plain broadcast), and a bucket is sent while the next one is packed.
+the sender's packing, one pass over the weights, overlapped with sending (a bucket is sent while the next
+one is packed). The receiver makes no pass of its own where its engine offers its weights' storage
+(:meth:`SyncGroup.receive`'s ``into``, from :meth:`~oatlike.engines.base.Engine.weight_storage`): at the
+first sync those tensors are laid out anew as one flat tensor per bucket, so every later sync broadcasts
+straight into the engine's parameters and the engine's load has nothing left to copy. Elsewhere (vLLM,
+whose worker owns and repacks its parameters; a dtype the engine converts) it receives into buffers of
+its own and the engine copies from them. Buffers are kept from sync to sync (a fresh tensor costs its
+page faults at every sync: on the 2-core machine a 10M model's 34 MiB took 176 ms a sync with fresh
+buckets and a copy of the export, 30 ms with kept buckets and the engine's copy, against 16 ms for the
+plain broadcast; docs/benchmarks.md has the figures without the copy).
 """
 
 from __future__ import annotations
 
 import datetime
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -54,6 +61,20 @@ def weight_spec(state_dict: Mapping[str, torch.Tensor]) -> list[TensorSpec]:
         TensorSpec(name, tuple(state_dict[name].shape), str(state_dict[name].dtype).removeprefix("torch."))
         for name in sorted(state_dict)
     ]
+
+
+def flat_view(tensors: list[torch.Tensor]) -> torch.Tensor | None:
+    """One 1-D tensor over all of ``tensors`` when they lie back to back, in order, in one storage (each
+    contiguous, one dtype and device); ``None`` otherwise. Writing into it writes into every one of them."""
+    first = tensors[0]
+    offset = first.data_ptr()
+    for tensor in tensors:
+        if not (tensor.is_contiguous() and tensor.dtype == first.dtype and tensor.device == first.device):
+            return None
+        if tensor.data_ptr() != offset or tensor.untyped_storage().data_ptr() != first.untyped_storage().data_ptr():
+            return None
+        offset += tensor.numel() * tensor.element_size()
+    return first.detach().as_strided((sum(t.numel() for t in tensors),), (1,))
 
 
 def plan_buckets(spec: list[TensorSpec], bucket_bytes: int) -> list[list[TensorSpec]]:
@@ -121,11 +142,27 @@ class SyncGroup:
             work.wait()
         return sum(flat.numel() * flat.element_size() for flat in self.buffers)
 
-    def receive(self, spec: list[TensorSpec], bucket_mb: int) -> dict[str, torch.Tensor]:
-        """Receive the weights rank 0 broadcasts, as tensors of ``spec``'s names and shapes: views into the
-        group's buffers, valid until the next :meth:`receive` (load them into the engine at once)."""
+    def receive(
+        self, spec: list[TensorSpec], bucket_mb: int, into: Mapping[str, torch.Tensor] | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Receive the weights rank 0 broadcasts, as tensors of ``spec``'s names and shapes.
+
+        ``into``: an engine's own weight tensors by name (:meth:`~oatlike.engines.base.Engine.weight_storage`).
+        A bucket whose every tensor is there with its shape, dtype and the group's device type is received
+        straight into them: at the first sync their ``.data`` is moved into one flat tensor per bucket
+        (their values copied), after which they stay laid out so and each sync writes into them, no copy
+        made. The returned tensors are then those same tensors, and the engine's ``load_weights`` finds
+        them already in place (a sync that fails midway leaves them partly written). Any other bucket
+        arrives in the group's buffers: views valid until the next :meth:`receive` (load them into the
+        engine at once).
+        """
         buckets = plan_buckets(spec, bucket_mb * 2**20)
-        flats = self._buffers(buckets)
+        if into is not None:  # one tensor under two names (tied weights) would be written twice: not in place
+            names_of = Counter(id(tensor) for tensor in into.values())
+            into = {name: tensor for name, tensor in into.items() if names_of[id(tensor)] == 1}
+        in_place = [self._in_place(bucket, into) for bucket in buckets]
+        buffers = self._buffers(buckets) if any(flat is None for flat in in_place) else []
+        flats = [flat if flat is not None else buffers[index] for index, flat in enumerate(in_place)]
         for work in [self.group.broadcast(flat, 0) for flat in flats]:  # every bucket posted at once
             work.wait()
         received: dict[str, torch.Tensor] = {}
@@ -133,3 +170,22 @@ class SyncGroup:
             for tensor, piece in zip(bucket, flat.split([t.numel for t in bucket]), strict=True):
                 received[tensor.name] = piece.view(tensor.shape)
         return received
+
+    def _in_place(self, bucket: list[TensorSpec], into: Mapping[str, torch.Tensor] | None) -> torch.Tensor | None:
+        """The flat tensor over ``into``'s tensors of ``bucket`` (laid out so at the first call), or ``None``
+        where they do not fit the bucket (one missing, or of another shape, dtype or kind of device)."""
+        if into is None or any(tensor.name not in into for tensor in bucket):
+            return None
+        tensors = [into[tensor.name] for tensor in bucket]
+        if any(
+            tuple(t.shape) != spec.shape or t.dtype != DTYPES[spec.dtype] or t.device.type != self.device.type
+            for t, spec in zip(tensors, bucket, strict=True)
+        ):
+            return None
+        flat = flat_view(tensors)
+        if flat is None:  # the first sync: move them into one flat tensor of their own
+            flat = torch.empty(sum(t.numel() for t in tensors), dtype=tensors[0].dtype, device=tensors[0].device)
+            for tensor, piece in zip(tensors, flat.split([t.numel() for t in tensors]), strict=True):
+                piece.copy_(tensor.detach().reshape(-1))
+                tensor.data = piece.view(tensor.shape)
+        return flat

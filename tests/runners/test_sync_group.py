@@ -2,7 +2,9 @@
 
 Two ranks of a real gloo group, as threads of this process (the group's store and gloo release the GIL
 while they wait): the sync's buckets are allocated once and kept, every sync still delivers the newest
-weights bit for bit, and ``Learner.weight_views`` hands over the live parameters without a copy.
+weights bit for bit, an engine that offers its weights' storage receives straight into its parameters (no
+buffers, nothing left for its load to copy), and ``Learner.weight_views`` hands over the live parameters
+without a copy.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ import threading
 import torch
 from helpers import make_batch, make_learner
 
+from oatlike.engines.hf import HFEngine
 from oatlike.learner.ds import free_port
-from oatlike.models.loading import load_tokenizer
-from oatlike.sync.group import SyncGroup, weight_spec
+from oatlike.models.loading import load_causal_lm, load_tokenizer
+from oatlike.sync.group import SyncGroup, flat_view, plan_buckets, weight_spec
 
 
 def sync_pair() -> tuple[SyncGroup, SyncGroup]:
@@ -31,11 +34,13 @@ def sync_pair() -> tuple[SyncGroup, SyncGroup]:
     return groups[0], groups[1]
 
 
-def sync(sender: SyncGroup, receiver: SyncGroup, weights: dict[str, torch.Tensor], bucket_mb: int) -> dict:
+def sync(
+    sender: SyncGroup, receiver: SyncGroup, weights: dict[str, torch.Tensor], bucket_mb: int, into: dict | None = None
+) -> dict:
     spec = weight_spec(weights)
     thread = threading.Thread(target=sender.broadcast, args=(weights, spec, bucket_mb))
     thread.start()
-    received = receiver.receive(spec, bucket_mb)
+    received = receiver.receive(spec, bucket_mb, into)
     thread.join()
     return received
 
@@ -71,3 +76,48 @@ def test_with_lora_weight_views_are_the_merged_weights(tiny_untrained):
     views, merged = learner.weight_views(), learner.weights()
     assert views.keys() == merged.keys() and not any("lora" in name for name in views)
     assert all(torch.equal(views[k], merged[k]) for k in views)
+
+
+def test_an_hf_engine_receives_straight_into_its_parameters_bitwise(tiny_untrained):
+    sender, receiver = sync_pair()
+    engine = HFEngine(load_causal_lm(str(tiny_untrained)), load_tokenizer(str(tiny_untrained)))
+    learner = load_causal_lm(str(tiny_untrained))
+    parameters = dict(engine.model.named_parameters())
+    for step in (1, 2):  # the first sync lays the parameters out as buckets, the second lands in them
+        with torch.no_grad():
+            for weight in learner.parameters():
+                weight.add_(torch.randn_like(weight))
+        weights = {name: tensor.detach() for name, tensor in learner.state_dict().items()}
+        received = sync(sender, receiver, weights, bucket_mb=1, into=engine.weight_storage())
+        engine.load_weights(received, step)
+        own = engine.model.state_dict()
+        assert all(torch.equal(own[name], weights[name]) for name in weights)  # bit for bit
+        assert all(received[name].data_ptr() == own[name].data_ptr() for name in weights)  # no copy to load
+        assert receiver.buffers == []  # nothing was received elsewhere
+        if step == 1:
+            addresses = {name: tensor.data_ptr() for name, tensor in own.items()}
+    assert {name: tensor.data_ptr() for name, tensor in own.items()} == addresses  # laid out once, then kept
+    assert dict(engine.model.named_parameters()) == parameters  # the same Parameter objects, new storage
+    buckets = plan_buckets(weight_spec(weights), 2**20)
+    assert len(buckets) > 1 and all(flat_view([own[t.name] for t in bucket]) is not None for bucket in buckets)
+
+
+def test_weights_the_engine_holds_in_another_dtype_arrive_in_buffers_and_are_converted(tiny_untrained):
+    sender, receiver = sync_pair()
+    engine = HFEngine(load_causal_lm(str(tiny_untrained), "bfloat16"), load_tokenizer(str(tiny_untrained)))
+    weights = {name: torch.randn_like(t, dtype=torch.float32) for name, t in engine.model.state_dict().items()}
+    engine.load_weights(sync(sender, receiver, weights, bucket_mb=1, into=engine.weight_storage()), 1)
+    assert receiver.buffers  # not in place: the engine converts while it loads
+    own = engine.model.state_dict()
+    assert all(torch.equal(own[name], weights[name].to(torch.bfloat16)) for name in weights)
+
+
+def test_a_weight_under_two_names_is_not_received_in_place():
+    sender, receiver = sync_pair()
+    tied, alone = torch.zeros(1000), torch.zeros(1000)  # tied input and output embeddings, and another weight
+    into = {"embed": tied, "head": tied, "other": alone}
+    weights = {name: torch.randn(1000) for name in into}
+    weights["head"] = weights["embed"].clone()
+    received = sync(sender, receiver, weights, bucket_mb=1, into=into)
+    assert all(torch.equal(received[name], weights[name]) for name in weights)
+    assert receiver.buffers and received["embed"].data_ptr() != tied.data_ptr()  # in the group's buffer
