@@ -29,9 +29,11 @@ import torch  # noqa: E402
 
 # the tiny models gain little from a second thread: with N test workers, each gets its share of the cores
 # (OMP_NUM_THREADS too: runner=local runs and the CLI's subprocesses take it, oatlike.runners.local)
+# (set, not defaulted: the xdist workers inherit the environment of the controller, which reads this file too)
 WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-os.environ.setdefault("OMP_NUM_THREADS", str(max(1, min(2, (os.cpu_count() or 1) // WORKERS))))
-torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+THREADS = max(1, min(2, (os.cpu_count() or 1) // WORKERS))
+os.environ["OMP_NUM_THREADS"] = str(THREADS)
+torch.set_num_threads(THREADS)
 
 from transformers.utils import logging as hf_logging  # noqa: E402
 
