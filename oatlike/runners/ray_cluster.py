@@ -66,6 +66,10 @@ def ray_get(refs: Any, timeout: float | None = None) -> Any:
     return ray.get(refs, timeout=timeout)
 
 
+WORKER_NICENESS_ENV = "RAY_worker_niceness"
+"""Raylet's niceness of the worker processes it starts (Ray's default: 15)."""
+
+
 def ensure_ray(config: Config, cache_dir: Path) -> bool:
     """Connect to (or start) Ray; returns whether this run started it (and so must stop it). A cluster's
     address is tried first (:func:`reachable_address`): ``ray.init`` would wait for it without end."""
@@ -83,6 +87,10 @@ def ensure_ray(config: Config, cache_dir: Path) -> bool:
     }
     if config.ray.address is None:
         os.environ.pop("RAY_ADDRESS", None)  # a private Ray: never attach to another run's cluster
+        # Ray starts its workers at nice 15 (raylet's worker_niceness): on a busy machine the run's own actors
+        # and learners would then wait behind every other process (start-ups of minutes, deadlines missed).
+        # They are the run's work: at the driver's priority (a user's own RAY_worker_niceness wins).
+        os.environ.setdefault(WORKER_NICENESS_ENV, "0")
         # num_cpus=None: Ray counts this machine's CPUs (cgroup limits included); more only when asked
         context = ray.init(
             address="local", num_cpus=config.ray.num_cpus, include_dashboard=config.ray.include_dashboard, **options

@@ -39,6 +39,13 @@ def private_ray(tmp_path_factory, cache_dir):
     ray.shutdown()
 
 
+def test_the_private_rays_workers_run_at_the_drivers_priority():
+    """Ray's default starts its workers at nice 15, behind every other process of a busy machine (its
+    actors then took minutes to start beside the test suite's other workers, past the start-up deadline)."""
+    niceness = ray.remote(num_cpus=0)(lambda: os.nice(0))  # a lambda: sent by value, not imported
+    assert ray.get(niceness.remote()) == os.nice(0) == 0
+
+
 def policy_weights(worker: Any, reference: bool = False) -> dict[str, torch.Tensor]:
     """The weights a worker's policy engine (or reference engine) or learner holds, read in its process."""
 
