@@ -175,15 +175,10 @@ def generation_rate(config: Config, batch: int, repeats: int) -> tuple[float, An
     builder = Builder(config, progress=False)
     engine = builder.engine()
     prompts = [list(p.token_ids) for p in builder.prompt_sets[0].prompts[: batch // 2]]
+    from limits import tokens_per_second  # the sibling benchmark (this folder is on sys.path)
+
     params = SamplingParams(n=2, max_new_tokens=config.actor.max_new_tokens)
-    engine.generate(prompts, params)
-    tokens, seconds = 0, 0.0
-    for _ in range(repeats):
-        start = time.perf_counter()
-        groups = engine.generate(prompts, params)
-        seconds += time.perf_counter() - start
-        tokens += sum(len(g.token_ids) for group in groups for g in group)
-    return tokens / seconds, engine
+    return tokens_per_second(engine, prompts, params, repeats), engine
 
 
 def step_hf_engine(check: Check) -> tuple[bool, str]:

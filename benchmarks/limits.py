@@ -294,6 +294,18 @@ def sync_limits(config: Config, repeats: int) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------- generation
 
 
+def tokens_per_second(engine: Any, prompts: list[list[int]], params: SamplingParams, repeats: int) -> float:
+    """Generated tokens per second of ``engine`` on ``prompts`` (after one warm-up call), over ``repeats`` calls."""
+    engine.generate(prompts, params)  # warm-up
+    tokens, seconds = 0, 0.0
+    for _ in range(repeats):
+        start = time.perf_counter()
+        groups = engine.generate(prompts, params)
+        seconds += time.perf_counter() - start
+        tokens += sum(len(g.token_ids) for group in groups for g in group)
+    return tokens / seconds
+
+
 def generation_side(config: Config, batch_sizes: list[int], repeats: int) -> dict[str, Any]:
     """Generated tokens per second of ``config``'s engine at each batch size, in this (fresh) process."""
     setup_process(2)
@@ -304,15 +316,7 @@ def generation_side(config: Config, batch_sizes: list[int], repeats: int) -> dic
     for batch in batch_sizes:
         samples = 2 if batch > 1 else 1
         params = SamplingParams(n=samples, max_new_tokens=config.actor.max_new_tokens)
-        chunk = prompts[: max(1, batch // samples)]
-        engine.generate(chunk, params)  # warm-up
-        tokens, seconds = 0, 0.0
-        for _ in range(repeats):
-            start = time.perf_counter()
-            groups = engine.generate(chunk, params)
-            seconds += time.perf_counter() - start
-            tokens += sum(len(g.token_ids) for group in groups for g in group)
-        rates[batch] = tokens / seconds
+        rates[batch] = tokens_per_second(engine, prompts[: max(1, batch // samples)], params, repeats)
     return {"tokens_per_second": rates, "peak_rss_mb": peak_rss_mb()}
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import random
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from oatlike.errors import ConfigError
@@ -44,6 +45,18 @@ class PromptItem:
 
     text: str
     reference: str | None = None
+
+
+def distinct_prompts(draw: Callable[[], str], count: int) -> list[str]:
+    """Up to ``count`` distinct prompts from ``draw()``, in the order first drawn. It gives up after
+    ``20 × count`` draws, so options that allow fewer distinct prompts give all there are (``split`` then
+    says when too few are left) instead of drawing forever."""
+    problems: dict[str, None] = {}
+    for _ in range(20 * count):
+        if len(problems) >= count:
+            break
+        problems[draw()] = None
+    return list(problems)
 
 
 class Task(ABC):

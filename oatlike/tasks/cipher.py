@@ -24,7 +24,7 @@ import random
 import re
 
 from oatlike.seeding import stable_seed
-from oatlike.tasks.base import Task
+from oatlike.tasks.base import Task, distinct_prompts
 from oatlike.tasks.config import CipherTaskConfig
 
 ALPHABET = "abcdefghilmnopstuvwxyz"
@@ -54,11 +54,15 @@ class CipherTask(Task):
 
     def all_problems(self) -> list[str]:
         rng = random.Random(stable_seed(self.name, "problems", self.min_length, self.max_length))
-        problems: dict[str, None] = {}
-        while len(problems) < self.num_prompts:
-            word = [rng.choice(ALPHABET) for _ in range(rng.randint(self.min_length, self.max_length))]
-            problems["code " + " ".join(word) + ":"] = None
-        return list(problems)
+
+        def draw() -> str:
+            return (
+                "code "
+                + " ".join(rng.choice(ALPHABET) for _ in range(rng.randint(self.min_length, self.max_length)))
+                + ":"
+            )
+
+        return distinct_prompts(draw, self.num_prompts)
 
     @staticmethod
     def letters(prompt: str) -> list[str]:

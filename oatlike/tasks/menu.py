@@ -27,7 +27,7 @@ import random
 import re
 
 from oatlike.seeding import stable_seed
-from oatlike.tasks.base import Task
+from oatlike.tasks.base import Task, distinct_prompts
 from oatlike.tasks.config import MenuTaskConfig
 
 KINDS = "abcdefgh"
@@ -67,10 +67,7 @@ class MenuTask(Task):
     def all_problems(self) -> list[str]:
         items = [kind + grade for kind in KINDS for grade in GRADES]
         rng = random.Random(stable_seed(self.name, "problems", self.menu_size))
-        problems: dict[str, None] = {}
-        while len(problems) < self.num_prompts:
-            problems["menu " + " ".join(rng.sample(items, self.menu_size)) + ":"] = None
-        return list(problems)
+        return distinct_prompts(lambda: "menu " + " ".join(rng.sample(items, self.menu_size)) + ":", self.num_prompts)
 
     @staticmethod
     def items(prompt: str) -> list[str]:

@@ -19,7 +19,7 @@ import re
 from collections import Counter
 
 from oatlike.seeding import stable_seed
-from oatlike.tasks.base import Task
+from oatlike.tasks.base import Task, distinct_prompts
 from oatlike.tasks.config import SortingTaskConfig
 
 _PROMPT = re.compile(r"^\s*sort((?:\s+\d+)+)\s*:\s*$")
@@ -54,14 +54,12 @@ class SortingTask(Task):
 
     def all_problems(self) -> list[str]:
         rng = random.Random(stable_seed(self.name, "problems", self.min_length, self.max_length, self.max_value))
-        problems: dict[str, None] = {}
-        attempts = 0
-        while len(problems) < self.num_prompts and attempts < 20 * self.num_prompts:
-            attempts += 1
+
+        def draw() -> str:
             length = rng.randint(self.min_length, self.max_length)
-            numbers = [rng.randint(0, self.max_value) for _ in range(length)]
-            problems["sort " + " ".join(map(str, numbers)) + ":"] = None
-        return list(problems)
+            return "sort " + " ".join(str(rng.randint(0, self.max_value)) for _ in range(length)) + ":"
+
+        return distinct_prompts(draw, self.num_prompts)
 
     @staticmethod
     def numbers(prompt: str) -> list[int]:

@@ -168,3 +168,15 @@ def test_testbed_configs_are_checked():
         ProgressionTaskConfig(num_eval=1200)
     with pytest.raises(ValueError, match="not a cipher prompt"):
         CipherTask().utility("code 1 2:", " a")
+
+
+@pytest.mark.timeout(60)
+def test_options_with_few_distinct_prompts_give_all_there_are_and_a_one_line_error():
+    """One-letter words allow 22 cipher prompts and two-item menus 80·79: the prompts drawn are all of them
+    (the draw gives up instead of looping forever), and a split that leaves no training prompts says so."""
+    cipher = CipherTask(CipherTaskConfig(min_length=1, max_length=1))
+    assert len(cipher.all_problems()) == 22
+    with pytest.raises(ConfigError, match=r"leaves no training prompts \(22 in all\)"):
+        cipher.split("train")
+    menus = MenuTask(MenuTaskConfig(menu_size=2)).all_problems()
+    assert len(menus) == len(set(menus)) == 80 * 79
