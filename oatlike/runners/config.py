@@ -35,8 +35,8 @@ class LocalRunnerConfig(RunnerConfig):
 
     name: str = "local"
     threads: int | None = None
-    """torch threads of the run's process (intra-op); null: OMP_NUM_THREADS if set, else one per core up to
-    LOCAL_THREADS_CAP (docs/benchmarks.md: more threads than free cores slow the tiny models down). Ray's
+    """torch threads of the run's process (intra-op); null: OMP_NUM_THREADS if set, else one per core up to 2
+    (docs/benchmarks.md: more threads than free cores slow the tiny models down). Ray's
     workers take actors.num_cpus / learner.num_cpus instead."""
 
     def __post_init__(self) -> None:
