@@ -32,7 +32,7 @@ class WarmStartRecipe:
 WARM_START_RECIPES: dict[str, WarmStartRecipe] = {
     "1m": WarmStartRecipe(steps=1000, batch_size=64, lr=1e-3, seconds_per_step=0.05),
     "10m": WarmStartRecipe(steps=400, batch_size=32, lr=2e-3, seconds_per_step=0.53),
-    "50m": WarmStartRecipe(steps=300, batch_size=32, lr=1e-3, seconds_per_step=2.7),
+    "50m": WarmStartRecipe(steps=300, batch_size=32, lr=1e-3, seconds_per_step=1.24),
 }
 """The warm-start recipe of each tiny size (the sizes themselves: :data:`oatlike.models.tiny.TINY_SIZES`)."""
 
