@@ -10,10 +10,6 @@ gets the shortest length at which that held.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any
-
 import pytest
 from helpers import eval_utilities, make_config, three_standard_errors
 
@@ -24,25 +20,10 @@ pytestmark = pytest.mark.slow
 STEPS = {"bpo": 75, "apl": 125, "sea": 150, "selm": 200, "xpo": 200, "copo": 200}
 
 
-@pytest.fixture(scope="module")
-def run_algo(tmp_path_factory) -> Callable[..., tuple[dict[str, Any], Path]]:
-    """Seed-0 runs of this module, each made once, when a test first asks for it."""
-    cache: dict[tuple[str, ...], tuple[dict[str, Any], Path]] = {}
-
-    def get(algo: str, *overrides: str) -> tuple[dict[str, Any], Path]:
-        if (algo, *overrides) not in cache:
-            run_dir = tmp_path_factory.mktemp(algo)
-            config = make_config(run_dir, f"algo={algo}", "seed=0", "eval.every=0", *overrides)
-            cache[(algo, *overrides)] = (run(config, run_dir), run_dir)
-        return cache[(algo, *overrides)]
-
-    return get
-
-
 @pytest.mark.parametrize("algo", sorted(STEPS))
-def test_explorer_improves_the_true_utility(run_algo, algo):
-    summary, run_dir = run_algo(algo, f"steps={STEPS[algo]}")
-    start, end = eval_utilities(run_dir, 0), eval_utilities(run_dir)
+def test_explorer_improves_the_true_utility(tmp_path, algo):
+    summary = run(make_config(tmp_path, f"algo={algo}", "seed=0", "eval.every=0", f"steps={STEPS[algo]}"), tmp_path)
+    start, end = eval_utilities(tmp_path, 0), eval_utilities(tmp_path)
     gain, bar = float((end - start).mean()), three_standard_errors(end - start)
     assert gain > bar, (algo, gain, bar)
     assert summary["final/eval/win_rate"] > summary["initial/eval/win_rate"]

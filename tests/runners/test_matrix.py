@@ -94,9 +94,9 @@ class TestRayAsyncTwoRanksLosses:
 
 def check_the_loop(tmp_path, algo: str, runner: str) -> None:
     """Run ``algo=<algo>`` for STEPS steps under ``runner`` and check the loop's invariants (module docstring)."""
-    ranks = [f"learner.zero_stage={2 if algo == 'bpo' else 3}", f"actors.num={ACTORS.get(algo, 2)}"]
     overrides = [f"algo={algo}", *SMALL, *REFRESHING.get(algo, []), *RUNNERS[runner]]
-    overrides += ranks if "2ranks" in runner else []
+    if "2ranks" in runner:
+        overrides += [f"learner.zero_stage={2 if algo == 'bpo' else 3}", f"actors.num={ACTORS.get(algo, 2)}"]
     config = make_config(tmp_path, *overrides)
     assert (config.explore.name != "passive") == (algo in EXPLORING), "EXPLORING: the presets with an explorer"
     summary = run(config, tmp_path)
